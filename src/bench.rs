@@ -1,0 +1,165 @@
+//! Benchmarks behind `energyflow bench`: synthetic workloads, medians of
+//! repeated timed runs after a warm-up. Library code: returns figures, the
+//! CLI prints them.
+
+use crate::device;
+use crate::error::Result;
+use crate::flow::naive::{collect_naive, collect_reference_f64};
+use crate::flow::{Collector, CompletedMeta};
+use burn::tensor::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+/// A synthetic set of completed flows.
+pub struct SyntheticFlows {
+    pub energy: Vec<f32>,
+    pub meta: CompletedMeta,
+    pub n_keys: usize,
+}
+
+/// `flows` completed flows over `samples` samples of `cells` cells: a hot
+/// fifth of the cells gets most flows (many multi-flow groups, of one or
+/// several samples per cell), the rest are sparse (single-flow groups and
+/// empty cells). Energies in (-1, 1), steps 1..=10, z on a plane.
+pub fn synthetic_flows(flows: usize, samples: usize, cells: usize, seed: u64) -> SyntheticFlows {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let hot = (cells / 5).max(1);
+    let mut meta = CompletedMeta::default();
+    let mut energy = Vec::with_capacity(flows);
+    for _ in 0..flows {
+        let sample = rng.random_range(0..samples);
+        let cell = if rng.random_bool(0.7) {
+            // Hot cells are spread over the surface, not one block.
+            (rng.random_range(0..hot) * 5) % cells
+        } else {
+            rng.random_range(0..cells)
+        };
+        let steps = rng.random_range(1..=10u32);
+        let z = if rng.random_bool(0.5) { -1.0 } else { 1.0 };
+        meta.push((sample * cells + cell) as u32, steps, z);
+        energy.push(rng.random_range(-1.0f32..1.0));
+    }
+    SyntheticFlows {
+        energy,
+        meta,
+        n_keys: samples * cells,
+    }
+}
+
+/// Figures of `bench collect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectBench {
+    pub flows: usize,
+    pub samples: usize,
+    pub groups: usize,
+    pub optimized_ms: f64,
+    pub naive_ms: Option<f64>,
+    pub ratio: Option<f64>,
+    pub max_abs_diff: f64,
+    /// What max_abs_diff compares against: "naive" or "f64_reference".
+    pub diff_against: &'static str,
+    pub runs: usize,
+}
+
+/// Median of a sample (in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Forward + backward of one collection; returns (ms, surface values, grad).
+fn time_one(
+    flows: &SyntheticFlows,
+    dev: &Device,
+    f: &mut dyn FnMut(Tensor<1>) -> Result<Tensor<1>>,
+) -> Result<(f64, Vec<f32>)> {
+    let e = device::vector(flows.energy.clone(), dev).require_grad();
+    let upstream = device::vector(
+        (0..flows.n_keys).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect(),
+        dev,
+    );
+    let t = Instant::now();
+    let surface = f(e.clone())?;
+    let loss = (surface.clone() * upstream).sum();
+    let grads = loss.backward();
+    let g = e.grad(&grads).map(device::to_vec).transpose()?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(g);
+    Ok((ms, device::to_vec(surface.inner())?))
+}
+
+/// Times the optimized and (up to `naive_limit` flows) the naive collection.
+pub fn bench_collect(
+    flows: usize,
+    samples: usize,
+    cells: usize,
+    runs: usize,
+    naive_limit: usize,
+    dev: &Device,
+) -> Result<CollectBench> {
+    let dev = dev.clone().autodiff();
+    let set = synthetic_flows(flows, samples, cells, 7);
+    let mut collector = Collector::new();
+    let mut opt = |e: Tensor<1>| collector.collect(e, &set.meta, set.n_keys).map(|r| r.0);
+    let mut times = Vec::new();
+    let mut out_opt = Vec::new();
+    for r in 0..runs + 3 {
+        let (ms, out) = time_one(&set, &dev, &mut opt)?;
+        if r >= 3 {
+            times.push(ms);
+        }
+        out_opt = out;
+    }
+    let optimized_ms = median(&mut times);
+    let groups = {
+        let mut seen = vec![false; set.n_keys];
+        set.meta.key.iter().for_each(|&k| seen[k as usize] = true);
+        seen.iter().filter(|&&s| s).count()
+    };
+    let (naive_ms, max_abs_diff, diff_against) = if flows <= naive_limit {
+        let mut naive = |e: Tensor<1>| Ok(collect_naive(e, &set.meta, set.n_keys));
+        let naive_runs = runs.clamp(1, 5);
+        let mut times = Vec::new();
+        let mut out_naive = Vec::new();
+        for r in 0..naive_runs + 1 {
+            let (ms, out) = time_one(&set, &dev, &mut naive)?;
+            if r >= 1 {
+                times.push(ms);
+            }
+            out_naive = out;
+        }
+        let diff = out_opt
+            .iter()
+            .zip(&out_naive)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .fold(0.0, f64::max);
+        (Some(median(&mut times)), diff, "naive")
+    } else {
+        let reference = collect_reference_f64(&set.energy, &set.meta, set.n_keys);
+        let diff = out_opt
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max);
+        (None, diff, "f64_reference")
+    };
+    Ok(CollectBench {
+        flows,
+        samples,
+        groups,
+        optimized_ms,
+        naive_ms,
+        ratio: naive_ms.map(|n| n / optimized_ms),
+        max_abs_diff,
+        diff_against,
+        runs,
+    })
+}

@@ -1,0 +1,120 @@
+//! `energyflow infer`: embeddings in, embeddings out, flow statistics as one
+//! JSON line on stdout.
+
+use super::ConfigArgs;
+use crate::checkpoint;
+use crate::device::{self, DeviceKind};
+use crate::error::{Error, Result};
+use crate::flow::FlowStats;
+use crate::io::{Matrix, StoreDtype, load_matrix, save_matrices};
+use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct InferArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// safetensors file with tensor "input" [N, E_in] (f32 or f16).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write tensor "output" [N, E_out] (f32).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Checkpoint (or training run) folder; without it, seeded random weights.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Seed of the random weights (without --checkpoint).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+}
+
+/// Sums the statistics of several batches.
+pub fn merge_stats(total: &mut FlowStats, s: &FlowStats) {
+    let completed_before = total.completed();
+    total.created += s.created;
+    total.spawned += s.spawned;
+    total.dropped += s.dropped;
+    total.completed_z0 += s.completed_z0;
+    total.completed_zd += s.completed_zd;
+    total.completed_projected += s.completed_projected;
+    total.completed_final += s.completed_final;
+    total.steps = total.steps.max(s.steps);
+    if total.active_per_step.len() < s.active_per_step.len() {
+        total.active_per_step.resize(s.active_per_step.len(), 0);
+    }
+    for (t, a) in total.active_per_step.iter_mut().zip(&s.active_per_step) {
+        *t += a;
+    }
+    let n = total.completed();
+    total.mean_steps = if n == 0 {
+        0.0
+    } else {
+        (total.mean_steps * completed_before as f64 + s.mean_steps * s.completed() as f64) / n as f64
+    };
+    total.cells_covered += s.cells_covered;
+    total.cells_total += s.cells_total;
+    total.stop_reason = s.stop_reason;
+}
+
+pub fn run(args: &InferArgs) -> Result<()> {
+    let dev = device::select(args.device)?;
+    let (model, cfg) = match &args.checkpoint {
+        Some(dir) => checkpoint::load_model(dir, &dev)?,
+        None => {
+            let cfg = args.config.load()?;
+            dev.seed(args.seed);
+            eprintln!(
+                "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, preset {})",
+                args.seed,
+                args.config.preset.name()
+            );
+            (EnergyFlowModel::new(&cfg, &dev), cfg)
+        }
+    };
+    let input = load_matrix(&args.input, "input")?;
+    if input.cols != cfg.input_embedding_dim {
+        return Err(Error::input(format!(
+            "{}: tensor \"input\" has width {}, the model expects {} (input_embedding_dim)",
+            args.input.display(),
+            input.cols,
+            cfg.input_embedding_dim
+        )));
+    }
+    let (output, stats) = infer_matrix(&model, &cfg, &input, &dev)?;
+    save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
+    let line = serde_json::to_string(&stats).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Runs the model over all rows of `input` in batches of `cfg.batch_size`.
+pub fn infer_matrix(
+    model: &EnergyFlowModel,
+    cfg: &crate::EnergyConfig,
+    input: &Matrix,
+    dev: &burn::tensor::Device,
+) -> Result<(Matrix, FlowStats)> {
+    let mut ws = Workspace::default();
+    let opts = ForwardOptions::inference(cfg);
+    let mut out = Vec::with_capacity(input.rows * cfg.output_embedding_dim);
+    let mut stats = FlowStats::default();
+    for start in (0..input.rows).step_by(cfg.batch_size) {
+        let end = (start + cfg.batch_size).min(input.rows);
+        let rows = input.data[start * input.cols..end * input.cols].to_vec();
+        let x = device::matrix(rows, end - start, input.cols, dev);
+        let f = model.forward(cfg, x, &mut ws, &opts)?;
+        out.extend(device::to_vec(f.output)?);
+        merge_stats(&mut stats, &f.stats);
+    }
+    Ok((
+        Matrix {
+            rows: input.rows,
+            cols: cfg.output_embedding_dim,
+            data: out,
+        },
+        stats,
+    ))
+}

@@ -1,0 +1,64 @@
+//! The crate's one error type.
+//!
+//! Library code returns `Result<T>`; only the CLI renders errors. `Error::is_user`
+//! tells the CLI whether the cause is the user's input (exit code 2) or an
+//! internal failure (exit code 1).
+
+use std::path::Path;
+
+/// Everything that can go wrong in energyflow.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration field holds a value outside its allowed range.
+    #[error("config field `{field}` = {value}: {reason}")]
+    Config {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    /// Bad user input (a file, a tensor, a flag): the message names what and why.
+    #[error("{0}")]
+    Input(String),
+    /// An I/O failure on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A failure that is not the user's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Short alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A user-input error with the given one-line message.
+    pub fn input(msg: impl Into<String>) -> Self {
+        Error::Input(msg.into())
+    }
+
+    /// A config error naming the field, its value and why it is refused.
+    pub fn config(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// True when the user's input caused the error (CLI exit code 2).
+    pub fn is_user(&self) -> bool {
+        !matches!(self, Error::Internal(_))
+    }
+}

@@ -1,0 +1,133 @@
+//! Structure-of-arrays flow storage (seed s.2 and s.4).
+//!
+//! Active flows live as a few dense tensors on the device (position [N, 3],
+//! energy [N, 1], one hidden state [N, Hd] per GRU layer) plus host arrays of
+//! the bookkeeping the loop needs (position mirror, sample, steps). After
+//! each step the survivors and the new children are gathered into fresh
+//! dense tensors with ONE `select` per tensor: completed flows leave the
+//! active set all at once, never one by one, and nothing is written in place
+//! (so no autograd graph survives a batch, MODEL.md s.7).
+//!
+//! Completed flows keep only what the collection needs: their energy (on
+//! the device, one chunk per step, concatenated once at the end) and host
+//! metadata (group key, steps, final z). Host buffers are reused from one
+//! forward to the next.
+
+use burn::tensor::Tensor;
+
+/// Device state of the active flows (row i = flow i).
+#[derive(Debug, Clone)]
+pub struct ActiveTensors {
+    /// Positions [N, 3] in normalised space (differentiable).
+    pub pos: Tensor<2>,
+    /// Energies [N, 1].
+    pub energy: Tensor<2>,
+    /// Hidden state per GRU layer, each [N, Hd].
+    pub hidden: Vec<Tensor<2>>,
+}
+
+/// How a flow completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Crossed z = -1.
+    Z0,
+    /// Crossed z = +1.
+    ZD,
+    /// Projected in the loop after `projection_steps`.
+    Projected,
+    /// Projected after the loop ended.
+    Final,
+}
+
+/// Host metadata of the completed flows (one entry per flow, in the order
+/// their energies were stored).
+#[derive(Debug, Clone, Default)]
+pub struct CompletedMeta {
+    /// sample * S + cell(x, y).
+    pub key: Vec<u32>,
+    /// Steps taken when completing.
+    pub steps: Vec<u32>,
+    /// Final z (on a plane: -1 or +1).
+    pub z: Vec<f32>,
+}
+
+impl CompletedMeta {
+    pub fn len(&self) -> usize {
+        self.key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.key.clear();
+        self.steps.clear();
+        self.z.clear();
+    }
+
+    pub fn push(&mut self, key: u32, steps: u32, z: f32) {
+        self.key.push(key);
+        self.steps.push(steps);
+        self.z.push(z);
+    }
+}
+
+/// The host side of the flow store, reused across forwards.
+#[derive(Debug, Default)]
+pub struct FlowStore {
+    /// Host mirror of the active positions.
+    pub pos: Vec<[f32; 3]>,
+    /// Sample of each active flow.
+    pub sample: Vec<u32>,
+    /// Steps taken by each active flow.
+    pub steps: Vec<u32>,
+    /// Completed flows' metadata.
+    pub done: CompletedMeta,
+    /// Device energies of completed flows, one [n, 1] chunk per step.
+    pub done_energy: Vec<Tensor<2>>,
+    // Scratch buffers for one step, kept to avoid re-allocation.
+    pub(crate) raw: Vec<f32>,
+    pub(crate) keep: Vec<u32>,
+    pub(crate) finished: Vec<u32>,
+    pub(crate) children: Vec<u32>,
+    pub(crate) candidates: Vec<(u32, u32, u32)>,
+    pub(crate) next_pos: Vec<[f32; 3]>,
+    pub(crate) next_sample: Vec<u32>,
+    pub(crate) next_steps: Vec<u32>,
+}
+
+impl FlowStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of active flows.
+    pub fn active(&self) -> usize {
+        self.sample.len()
+    }
+
+    /// Clears all flows, keeping the buffers' capacity.
+    pub fn reset(&mut self) {
+        self.pos.clear();
+        self.sample.clear();
+        self.steps.clear();
+        self.done.clear();
+        self.done_energy.clear();
+    }
+
+    /// Concatenates the completed energies into one [N] tensor.
+    pub fn take_done_energy(&mut self) -> Option<Tensor<1>> {
+        if self.done_energy.is_empty() {
+            return None;
+        }
+        let chunks = std::mem::take(&mut self.done_energy);
+        let all = if chunks.len() == 1 {
+            chunks.into_iter().next().expect("one chunk")
+        } else {
+            Tensor::cat(chunks, 0)
+        };
+        let n = all.dims()[0];
+        Some(all.reshape([n]))
+    }
+}

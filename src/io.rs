@@ -1,0 +1,167 @@
+//! File helpers shared by every command: atomic writes and safetensors
+//! reading/writing of f32 matrices (f16 accepted on read).
+
+use crate::error::{Error, Result};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// flushed and synced, then renamed over the target. A crash never leaves a
+/// half-written file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// A row-major f32 matrix read from or written to a safetensors file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Row `i` as a slice.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+/// Reads the whole file at `path` (error names the file).
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Parses `bytes` (the contents of `path`) as safetensors and returns the
+/// 2-D tensor `name` as f32. Accepts f32 and f16 (and bf16); refuses other
+/// dtypes, other ranks, zero rows and non-finite values, naming the file and
+/// the tensor.
+pub fn read_matrix(path: &Path, bytes: &[u8], name: &str) -> Result<Matrix> {
+    let file = path.display();
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::input(format!("{file}: not a valid safetensors file ({e})")))?;
+    let view = st.tensor(name).map_err(|_| {
+        let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        names.sort();
+        Error::input(format!(
+            "{file}: no tensor named \"{name}\" (found: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })?;
+    let shape = view.shape();
+    if shape.len() != 2 {
+        return Err(Error::input(format!(
+            "{file}: tensor \"{name}\" has shape {shape:?}, expected 2 dimensions [rows, width]"
+        )));
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    if rows == 0 {
+        return Err(Error::input(format!("{file}: tensor \"{name}\" has zero rows")));
+    }
+    let raw = view.data();
+    let data: Vec<f32> = match view.dtype() {
+        Dtype::F32 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => raw
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::input(format!(
+                "{file}: tensor \"{name}\" has dtype {other:?}, expected F32 or F16"
+            )));
+        }
+    };
+    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::input(format!(
+            "{file}: tensor \"{name}\" holds a non-finite value ({}) at row {}, column {}",
+            data[pos],
+            pos / cols.max(1),
+            pos % cols.max(1)
+        )));
+    }
+    Ok(Matrix { rows, cols, data })
+}
+
+/// Reads tensor `name` from the safetensors file at `path`.
+pub fn load_matrix(path: &Path, name: &str) -> Result<Matrix> {
+    let bytes = read_file(path)?;
+    read_matrix(path, &bytes, name)
+}
+
+/// Element type used when writing matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreDtype {
+    F32,
+    F16,
+}
+
+/// Serialises named matrices to safetensors bytes in the given dtype.
+pub fn matrices_to_bytes(tensors: &[(&str, &Matrix)], dtype: StoreDtype) -> Result<Vec<u8>> {
+    let buffers: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, m)| {
+            let bytes: Vec<u8> = match dtype {
+                StoreDtype::F32 => m.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                StoreDtype::F16 => m
+                    .data
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+            (name.to_string(), bytes, vec![m.rows, m.cols])
+        })
+        .collect();
+    let st_dtype = match dtype {
+        StoreDtype::F32 => Dtype::F32,
+        StoreDtype::F16 => Dtype::F16,
+    };
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(n, b, s)| {
+            TensorView::new(st_dtype, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Internal(format!("tensor {n}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Writes named matrices to `path` atomically.
+pub fn save_matrices(path: &Path, tensors: &[(&str, &Matrix)], dtype: StoreDtype) -> Result<()> {
+    let bytes = matrices_to_bytes(tensors, dtype)?;
+    write_atomic(path, &bytes)
+}

@@ -1,0 +1,31 @@
+//! The `energyflow` binary: parse, dispatch to `cli::<command>`, render errors.
+
+use clap::{Parser, Subcommand};
+use energyflow::cli;
+
+#[derive(Parser, Debug)]
+#[command(name = "energyflow", version, about = "Energy Flow lattice models: train, evaluate, infer, embed, bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a model over embeddings: --input X.safetensors -> --output Y.safetensors.
+    Infer(cli::infer::InferArgs),
+    /// Timing benchmarks (JSON on stdout).
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() {
+    let args = Cli::parse();
+    let result = match &args.command {
+        Command::Infer(a) => cli::infer::run(a),
+        Command::Bench(a) => cli::bench::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("energyflow: error: {e}");
+        std::process::exit(if e.is_user() { 2 } else { 1 });
+    }
+}

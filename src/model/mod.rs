@@ -1,0 +1,182 @@
+//! `EnergyFlowModel`: the four modules of MODEL.md s.3 and the forward pass
+//! of s.4 (map, propagate, collect, read out).
+
+pub mod carrier;
+pub mod collector;
+pub mod layers;
+pub mod mapper;
+pub mod neuron;
+
+use crate::config::EnergyConfig;
+use crate::error::{Error, Result};
+use crate::flow::step::{PropagateOptions, propagate};
+use crate::flow::{Collector, FlowStats, FlowStore};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use carrier::{CarrierConfig, EnergyCarrier};
+use collector::{CollectorConfig, OutputCollector};
+use mapper::{InputMapper, MapperConfig};
+use neuron::{NeuronConfig, SimpleNeuron};
+use std::time::{Duration, Instant};
+
+/// The whole model: every learned parameter lives here (both mappers too).
+#[derive(Module, Debug)]
+pub struct EnergyFlowModel {
+    pub input_mapper: InputMapper,
+    pub neuron: SimpleNeuron,
+    pub carrier: EnergyCarrier,
+    pub collector: OutputCollector,
+}
+
+/// Reusable host buffers of the forward pass (flow store and collection
+/// scratch): keep one per training loop so nothing is re-allocated per batch.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub store: FlowStore,
+    pub collector: Collector,
+}
+
+/// Options of one forward.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardOptions {
+    /// Training mode: exploration noise on (dropout follows the device: it
+    /// is active on an autodiff device only).
+    pub training: bool,
+    /// Displacement scale for this step (`EnergyConfig::displacement_scale_at`).
+    pub displacement_scale: f64,
+    /// Seed of the exploration noise.
+    pub noise_seed: u64,
+}
+
+impl ForwardOptions {
+    /// Deterministic inference.
+    pub fn inference(cfg: &EnergyConfig) -> Self {
+        ForwardOptions {
+            training: false,
+            displacement_scale: cfg.displacement_scale_at(usize::MAX / 2),
+            noise_seed: 0,
+        }
+    }
+}
+
+/// Wall-clock split of one forward.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardTimings {
+    /// Input mapping.
+    pub map: Duration,
+    /// The propagation loop (MODEL.md s.4.2), without the final projection.
+    pub propagate: Duration,
+    /// From the end of the last step until the surface is ready: final
+    /// projection, concatenation, collection, statistics.
+    pub end_of_batch: Duration,
+    /// Collection alone (part of end_of_batch).
+    pub collect: Duration,
+    /// Output collector.
+    pub readout: Duration,
+}
+
+/// Result of one forward.
+pub struct ForwardOutput {
+    /// Output embedding [B, E_out].
+    pub output: Tensor<2>,
+    /// Aggregated surface [B, S].
+    pub surface: Tensor<2>,
+    /// Mapped input energies [B, S] (for the "surface" loss).
+    pub mapped: Tensor<2>,
+    pub stats: FlowStats,
+    pub timings: ForwardTimings,
+}
+
+impl EnergyFlowModel {
+    /// Builds the model with its specified initialisation on `device`.
+    pub fn new(cfg: &EnergyConfig, device: &Device) -> Self {
+        let i = cfg.mapper_hidden_dim();
+        EnergyFlowModel {
+            input_mapper: MapperConfig {
+                d_input: cfg.input_embedding_dim,
+                d_hidden: i,
+                width: cfg.lattice_width,
+                height: cfg.lattice_height,
+            }
+            .init(device),
+            neuron: NeuronConfig {
+                d_hidden: cfg.neuron_hidden_dim,
+                d_output: cfg.neuron_output_dim,
+            }
+            .init(device),
+            carrier: CarrierConfig {
+                d_input: cfg.neuron_output_dim + 1,
+                d_hidden: cfg.carrier_hidden_dim,
+                layers: cfg.carrier_layers,
+                max_displacement: cfg.max_displacement,
+            }
+            .init(device),
+            collector: CollectorConfig {
+                width: cfg.lattice_width,
+                height: cfg.lattice_height,
+                d_hidden: i,
+                d_output: cfg.output_embedding_dim,
+            }
+            .init(device),
+        }
+    }
+
+    /// MODEL.md s.4 for a batch `input` [B, E_in].
+    pub fn forward(
+        &self,
+        cfg: &EnergyConfig,
+        input: Tensor<2>,
+        ws: &mut Workspace,
+        opts: &ForwardOptions,
+    ) -> Result<ForwardOutput> {
+        let [b, e_in] = input.dims();
+        if e_in != cfg.input_embedding_dim {
+            return Err(Error::input(format!(
+                "input width {e_in} does not match input_embedding_dim {}",
+                cfg.input_embedding_dim
+            )));
+        }
+        let s = cfg.surface_cells();
+        let t0 = Instant::now();
+        let mapped = self.input_mapper.forward(input);
+        let t1 = Instant::now();
+        let mut stats = propagate(
+            &self.neuron,
+            &self.carrier,
+            cfg,
+            mapped.clone(),
+            &mut ws.store,
+            &PropagateOptions {
+                training: opts.training,
+                displacement_scale: opts.displacement_scale,
+                noise_seed: opts.noise_seed,
+            },
+        )?;
+        let t2 = Instant::now();
+        let energy = ws
+            .store
+            .take_done_energy()
+            .ok_or_else(|| Error::Internal("no completed flows".into()))?;
+        let tc = Instant::now();
+        let (flat, summary) = ws.collector.collect(energy, &ws.store.done, b * s)?;
+        let collect = tc.elapsed();
+        stats.cells_covered = summary.groups;
+        let surface = flat.reshape([b, s]);
+        let t3 = Instant::now();
+        let output = self.collector.forward(surface.clone());
+        let t4 = Instant::now();
+        Ok(ForwardOutput {
+            output,
+            surface,
+            mapped,
+            stats,
+            timings: ForwardTimings {
+                map: t1 - t0,
+                propagate: t2 - t1,
+                end_of_batch: t3 - t2,
+                collect,
+                readout: t4 - t3,
+            },
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! `energyflow infer` end to end, and its refusals of bad input: one line on
+//! stderr naming the problem, exit code 2, never a panic.
+
+use energyflow::io::{Matrix, StoreDtype, load_matrix, save_matrices};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn energyflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_energyflow")).args(args).output().expect("runs")
+}
+
+fn write(path: &Path, name: &str, rows: usize, cols: usize, f: impl Fn(usize) -> f32, dtype: StoreDtype) {
+    let m = Matrix { rows, cols, data: (0..rows * cols).map(f).collect() };
+    save_matrices(path, &[(name, &m)], dtype).unwrap();
+}
+
+fn assert_refused(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn infer_writes_output_and_prints_stats_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.safetensors");
+    let output = dir.path().join("y.safetensors");
+    write(&input, "input", 3, 768, |i| ((i as f32) * 0.01).sin(), StoreDtype::F16);
+    let out = energyflow(&[
+        "infer", "--preset", "debug", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--seed", "4",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("random weights"));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let stats: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(stats["created"], stats["created"]);
+    let created = stats["created"].as_u64().unwrap();
+    let completed = ["completed_z0", "completed_zd", "completed_projected", "completed_final"]
+        .iter()
+        .map(|k| stats[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(created, completed);
+    let y = load_matrix(&output, "output").unwrap();
+    assert_eq!((y.rows, y.cols), (3, 768));
+    assert!(y.data.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn infer_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let out_path = p("y.safetensors");
+    let o = out_path.to_str().unwrap();
+    let run = |input: &Path| energyflow(&["infer", "--input", input.to_str().unwrap(), "--output", o]);
+
+    assert_refused(&run(&p("missing.safetensors")), "missing.safetensors");
+
+    write(&p("other.safetensors"), "embeddings", 2, 768, |_| 0.1, StoreDtype::F32);
+    assert_refused(&run(&p("other.safetensors")), "no tensor named \"input\"");
+
+    write(&p("narrow.safetensors"), "input", 2, 10, |_| 0.1, StoreDtype::F32);
+    assert_refused(&run(&p("narrow.safetensors")), "width 10");
+
+    write(&p("nan.safetensors"), "input", 2, 768, |i| if i == 5 { f32::NAN } else { 0.1 }, StoreDtype::F32);
+    assert_refused(&run(&p("nan.safetensors")), "non-finite");
+
+    write(&p("inf.safetensors"), "input", 2, 768, |i| if i == 800 { f32::INFINITY } else { 0.1 }, StoreDtype::F32);
+    assert_refused(&run(&p("inf.safetensors")), "row 1");
+
+    write(&p("empty.safetensors"), "input", 0, 768, |_| 0.0, StoreDtype::F32);
+    assert_refused(&run(&p("empty.safetensors")), "zero rows");
+
+    std::fs::write(p("garbage.safetensors"), b"not a safetensors file").unwrap();
+    assert_refused(&run(&p("garbage.safetensors")), "not a valid safetensors");
+
+    let bad_cfg = p("bad.toml");
+    std::fs::write(&bad_cfg, "batch_size = 0\n").unwrap();
+    write(&p("x.safetensors"), "input", 1, 768, |_| 0.1, StoreDtype::F32);
+    let out = energyflow(&[
+        "infer", "--config", bad_cfg.to_str().unwrap(), "--input", p("x.safetensors").to_str().unwrap(), "--output", o,
+    ]);
+    assert_refused(&out, "batch_size");
+    assert!(!out_path.exists(), "nothing is written on failure");
+}

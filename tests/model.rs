@@ -1,0 +1,96 @@
+//! Whole forward passes of the model on the debug preset.
+
+use burn::tensor::Device;
+use energyflow::config::{EnergyConfig, Preset};
+use energyflow::device;
+use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+
+fn input(rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols).map(|i| ((i as f32) * 0.173).sin() * 0.1).collect()
+}
+
+#[test]
+fn debug_forward_batch_two_is_finite_and_every_flow_completes() {
+    let cfg = EnergyConfig::preset(Preset::Debug);
+    let dev = Device::flex();
+    dev.seed(3);
+    let model = EnergyFlowModel::new(&cfg, &dev);
+    let mut ws = Workspace::default();
+    let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
+    let out = model.forward(&cfg, x, &mut ws, &ForwardOptions::inference(&cfg)).unwrap();
+    assert_eq!(out.output.dims(), [2, cfg.output_embedding_dim]);
+    assert_eq!(out.surface.dims(), [2, cfg.surface_cells()]);
+    let v = device::to_vec(out.output).unwrap();
+    assert!(v.iter().all(|x| x.is_finite()));
+    let s = &out.stats;
+    assert_eq!(s.created, 2 * cfg.surface_cells() + s.spawned);
+    assert_eq!(s.created, s.completed(), "{s:?}");
+    assert!(s.steps >= 1 && s.steps <= cfg.max_steps());
+    assert_eq!(s.active_per_step[0], 2 * cfg.surface_cells());
+    assert!(s.cells_covered > 0 && s.cells_covered <= s.cells_total);
+}
+
+#[test]
+fn training_forward_with_noise_and_spawn_completes_every_flow() {
+    let mut cfg = EnergyConfig::preset(Preset::Debug);
+    cfg.lattice_width = 6;
+    cfg.lattice_height = 5;
+    cfg.spawn_movement_threshold = 0.01;
+    cfg.max_spawn_per_step = 2;
+    cfg.max_active_flows = 100;
+    cfg.batch_size = 3;
+    cfg.exploration_noise = 0.3;
+    cfg.convergence_enabled = false;
+    cfg.validate().unwrap();
+    let dev = Device::flex().autodiff();
+    dev.seed(5);
+    let model = EnergyFlowModel::new(&cfg, &dev);
+    let mut ws = Workspace::default();
+    let x = device::matrix(input(3, cfg.input_embedding_dim), 3, cfg.input_embedding_dim, &dev);
+    let opts = ForwardOptions { training: true, displacement_scale: 1.0, noise_seed: 9 };
+    let out = model.forward(&cfg, x, &mut ws, &opts).unwrap();
+    let s = &out.stats;
+    assert!(s.spawned > 0, "{s:?}");
+    assert!(s.dropped > 0, "capacity 100 with 90 starting flows must drop children: {s:?}");
+    assert!(s.active_per_step.iter().all(|&a| a <= 100));
+    assert_eq!(s.created, s.completed(), "{s:?}");
+    // The loss reaches every module through the flows.
+    let loss = out.output.powi_scalar(2).mean();
+    let grads = loss.backward();
+    let g = model.carrier.energy_fc2.weight.grad(&grads).expect("carrier gets a gradient");
+    assert!(device::to_vec(g).unwrap().iter().any(|v| *v != 0.0));
+    let g = model.input_mapper.fc1.weight.grad(&grads).expect("mapper gets a gradient");
+    assert!(device::to_vec(g).unwrap().iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn too_many_starting_flows_is_refused_naming_both_numbers() {
+    let mut cfg = EnergyConfig::preset(Preset::Debug);
+    cfg.max_active_flows = 500;
+    cfg.batch_size = 1;
+    let dev = Device::flex();
+    let model = EnergyFlowModel::new(&cfg, &dev);
+    let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
+    let err = model
+        .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+        .err()
+        .expect("800 flows > 500 must be refused")
+        .to_string();
+    assert!(err.contains("800") && err.contains("500"), "{err}");
+}
+
+#[test]
+fn inference_is_deterministic_for_a_seed() {
+    let cfg = EnergyConfig::preset(Preset::Debug);
+    let run = || {
+        let dev = Device::flex();
+        dev.seed(11);
+        let model = EnergyFlowModel::new(&cfg, &dev);
+        let x = device::matrix(input(1, cfg.input_embedding_dim), 1, cfg.input_embedding_dim, &dev);
+        let out = model
+            .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+            .unwrap();
+        device::to_vec(out.output).unwrap()
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,112 @@
+//! Step semantics (MODEL.md s.4.2), one test each, on the host half of a
+//! step (`advance`) with hand-made raw positions.
+
+use energyflow::flow::FlowStore;
+use energyflow::flow::step::{StepRules, advance};
+use energyflow::geometry::Lattice;
+
+fn rules() -> StepRules {
+    StepRules {
+        lattice: Lattice::new(5, 5, 10),
+        samples: 2,
+        projection_steps: 5,
+        reflection: true,
+        spawn: None,
+        max_active: 1000,
+    }
+}
+
+fn store_with(flows: &[([f32; 3], u32, u32)]) -> FlowStore {
+    let mut s = FlowStore::new();
+    for &(p, sample, steps) in flows {
+        s.pos.push(p);
+        s.sample.push(sample);
+        s.steps.push(steps);
+    }
+    s
+}
+
+#[test]
+fn x_and_y_reflect_at_the_walls() {
+    let mut s = store_with(&[([0.9, -0.9, 0.0], 0, 0), ([0.0, 0.0, 0.0], 0, 0)]);
+    let o = advance(&mut s, &[1.2, -1.3, 0.1, -1.0, 1.0, 0.2], &rules());
+    assert_eq!(o.z0 + o.zd + o.projected, 0);
+    assert!((s.pos[0][0] - 0.8).abs() < 1e-6);
+    assert!((s.pos[0][1] + 0.7).abs() < 1e-6);
+    assert!((s.pos[0][2] - 0.1).abs() < 1e-6);
+    // Exactly on a wall stays on it.
+    assert_eq!(s.pos[1], [-1.0, 1.0, 0.2]);
+    assert_eq!(s.steps, vec![1, 1]);
+}
+
+#[test]
+fn completes_on_z0_and_on_zd() {
+    let mut s = store_with(&[([0.0, 0.0, -0.8], 0, 1), ([0.5, 0.5, 0.8], 1, 1), ([0.0, 0.0, 0.0], 1, 1)]);
+    let o = advance(&mut s, &[0.0, 0.0, -1.05, 0.5, 0.5, 1.0, 0.0, 0.0, 0.3], &rules());
+    assert_eq!((o.z0, o.zd, o.projected), (1, 1, 0));
+    assert_eq!(s.done.z, vec![-1.0, 1.0]);
+    assert_eq!(s.done.steps, vec![2, 2]);
+    // Keys: sample * S + cell(x, y); (0,0) is cell 12 of 5x5, (0.5,0.5) is (3,3) -> 18.
+    assert_eq!(s.done.key, vec![12, 25 + 18]);
+    assert_eq!(s.active(), 1);
+    assert_eq!(s.pos[0], [0.0, 0.0, 0.3]);
+}
+
+#[test]
+fn projects_after_projection_steps() {
+    let mut s = store_with(&[([0.0, 0.0, -0.2], 0, 4), ([0.0, 0.0, 0.2], 0, 4), ([0.0, 0.0, 0.2], 0, 3)]);
+    let o = advance(&mut s, &[0.0, 0.0, -0.3, 0.0, 0.0, 0.3, 0.0, 0.0, 0.3], &rules());
+    assert_eq!(o.projected, 2);
+    assert_eq!(s.done.z, vec![-1.0, 1.0]);
+    assert_eq!(s.done.steps, vec![5, 5]);
+    assert_eq!(s.active(), 1);
+    assert_eq!(s.steps, vec![4]);
+}
+
+#[test]
+fn spawn_count_formula_and_per_step_cap() {
+    let mut r = rules();
+    r.spawn = Some((0.1, 3));
+    // Step lengths 0.15, 0.25, 0.45, 0.65 along x.
+    let mut s = store_with(&[
+        ([0.0, 0.0, 0.0], 0, 0),
+        ([0.0, 0.0, 0.0], 0, 0),
+        ([0.0, 0.0, 0.0], 1, 0),
+        ([0.0, 0.0, 0.0], 1, 0),
+    ]);
+    let raw = [0.15, 0.0, 0.0, 0.25, 0.0, 0.0, 0.45, 0.0, 0.0, 0.65, 0.0, 0.0];
+    let o = advance(&mut s, &raw, &r);
+    // min(floor(len/t) - 1, cap): 0, 1, 3, min(5, 3) = 3.
+    assert_eq!(o.spawned, 7);
+    assert_eq!(o.dropped, 0);
+    assert_eq!(s.active(), 4 + 7);
+    // Children start at the parent's position before the step, steps 0, same sample.
+    for c in 4..11 {
+        assert_eq!(s.pos[c], [0.0, 0.0, 0.0]);
+        assert_eq!(s.steps[c], 0);
+    }
+    assert_eq!(&s.sample[4..], &[0, 1, 1, 1, 1, 1, 1]);
+}
+
+#[test]
+fn drops_at_capacity_are_counted_and_shared_fairly() {
+    let mut r = rules();
+    r.spawn = Some((0.1, 3));
+    r.max_active = 4 + 2;
+    // Every flow asks for 3 children (len 0.45); room for 2.
+    let mut s = store_with(&[
+        ([0.0, 0.0, 0.0], 0, 0),
+        ([0.0, 0.0, 0.0], 0, 0),
+        ([0.0, 0.0, 0.0], 1, 0),
+        ([0.0, 0.0, 0.0], 1, 0),
+    ]);
+    let raw: Vec<f32> = (0..4).flat_map(|_| [0.45, 0.0, 0.0]).collect();
+    let o = advance(&mut s, &raw, &r);
+    assert_eq!(o.spawned, 2);
+    assert_eq!(o.dropped, 10);
+    assert_eq!(s.active(), 6);
+    // One child for each sample: the late sample is not starved.
+    let mut kids = s.sample[4..].to_vec();
+    kids.sort();
+    assert_eq!(kids, vec![0, 1]);
+}
