@@ -82,10 +82,7 @@ fn time_one(
     f: &mut dyn FnMut(Tensor<1>) -> Result<Tensor<1>>,
 ) -> Result<(f64, Vec<f32>)> {
     let e = device::vector(flows.energy.clone(), dev).require_grad();
-    let upstream = device::vector(
-        (0..flows.n_keys).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect(),
-        dev,
-    );
+    let upstream = device::vector((0..flows.n_keys).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect(), dev);
     let t = Instant::now();
     let surface = f(e.clone())?;
     let loss = (surface.clone() * upstream).sum();

@@ -73,8 +73,8 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
 pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
     let path = ckpt.join(META_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::input(format!("{}: not valid JSON ({e})", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: not valid JSON ({e})", path.display())))?;
     let cfg: EnergyConfig = serde_json::from_value(v.get("config").cloned().unwrap_or_default())
         .map_err(|e| Error::input(format!("{}: field \"config\": {e}", path.display())))?;
     cfg.validate()?;
@@ -85,7 +85,7 @@ pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
 pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, EnergyConfig)> {
     let ckpt = resolve(dir)?;
     let cfg = read_config(&ckpt)?;
-    let mut model = EnergyFlowModel::new(&cfg, device);
+    let mut model = EnergyFlowModel::new(&cfg, device, 0);
     let wpath = ckpt.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
     load_weights_bytes(&mut model, bytes, &wpath)?;
@@ -100,14 +100,50 @@ pub fn architecture_mismatch(a: &EnergyConfig, b: &EnergyConfig) -> Vec<String> 
             out.push(format!("{name} ({x} vs {y})"));
         }
     };
-    check("lattice_width", a.lattice_width.to_string(), b.lattice_width.to_string());
-    check("lattice_height", a.lattice_height.to_string(), b.lattice_height.to_string());
-    check("input_embedding_dim", a.input_embedding_dim.to_string(), b.input_embedding_dim.to_string());
-    check("output_embedding_dim", a.output_embedding_dim.to_string(), b.output_embedding_dim.to_string());
-    check("mapper_hidden", a.mapper_hidden_dim().to_string(), b.mapper_hidden_dim().to_string());
-    check("neuron_hidden_dim", a.neuron_hidden_dim.to_string(), b.neuron_hidden_dim.to_string());
-    check("neuron_output_dim", a.neuron_output_dim.to_string(), b.neuron_output_dim.to_string());
-    check("carrier_hidden_dim", a.carrier_hidden_dim.to_string(), b.carrier_hidden_dim.to_string());
-    check("carrier_layers", a.carrier_layers.to_string(), b.carrier_layers.to_string());
+    check(
+        "lattice_width",
+        a.lattice_width.to_string(),
+        b.lattice_width.to_string(),
+    );
+    check(
+        "lattice_height",
+        a.lattice_height.to_string(),
+        b.lattice_height.to_string(),
+    );
+    check(
+        "input_embedding_dim",
+        a.input_embedding_dim.to_string(),
+        b.input_embedding_dim.to_string(),
+    );
+    check(
+        "output_embedding_dim",
+        a.output_embedding_dim.to_string(),
+        b.output_embedding_dim.to_string(),
+    );
+    check(
+        "mapper_hidden",
+        a.mapper_hidden_dim().to_string(),
+        b.mapper_hidden_dim().to_string(),
+    );
+    check(
+        "neuron_hidden_dim",
+        a.neuron_hidden_dim.to_string(),
+        b.neuron_hidden_dim.to_string(),
+    );
+    check(
+        "neuron_output_dim",
+        a.neuron_output_dim.to_string(),
+        b.neuron_output_dim.to_string(),
+    );
+    check(
+        "carrier_hidden_dim",
+        a.carrier_hidden_dim.to_string(),
+        b.carrier_hidden_dim.to_string(),
+    );
+    check(
+        "carrier_layers",
+        a.carrier_layers.to_string(),
+        b.carrier_layers.to_string(),
+    );
     out
 }

@@ -257,8 +257,7 @@ impl EnergyConfig {
             }
             None => base,
         };
-        let mut merged = toml::Table::try_from(Self::preset(base))
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let mut merged = toml::Table::try_from(Self::preset(base)).map_err(|e| Error::Internal(e.to_string()))?;
         merge(&mut merged, overlay);
         let cfg: EnergyConfig = merged
             .try_into()
@@ -355,7 +354,13 @@ impl EnergyConfig {
                 format!("must be <= displacement_scale ({})", self.displacement_scale),
             ));
         }
-        range_f64("displacement_scale_decay", self.displacement_scale_decay, 1e-9, 1.0, "(0, 1]")?;
+        range_f64(
+            "displacement_scale_decay",
+            self.displacement_scale_decay,
+            1e-9,
+            1.0,
+            "(0, 1]",
+        )?;
         let start = self.batch_size * self.surface_cells();
         if self.max_active_flows < start || self.max_active_flows > 100_000_000 {
             return Err(Error::config(
@@ -377,7 +382,13 @@ impl EnergyConfig {
         if self.max_steps() == 0 {
             return Err(Error::config("max_steps", 0, "D div 2 is 0; set max_steps >= 1"));
         }
-        range_f64("spawn_movement_threshold", self.spawn_movement_threshold, 1e-6, 10.0, "(0, 10]")?;
+        range_f64(
+            "spawn_movement_threshold",
+            self.spawn_movement_threshold,
+            1e-6,
+            10.0,
+            "(0, 10]",
+        )?;
         range_usize("max_spawn_per_step", self.max_spawn_per_step, 0, 64)?;
         range_f64("exploration_noise", self.exploration_noise, 0.0, 1.0, "[0, 1]")?;
         range_f64("convergence_threshold", self.convergence_threshold, 1e-6, 1.0, "(0, 1]")?;
@@ -396,7 +407,11 @@ impl EnergyConfig {
         range_f64("train.min_lr_ratio", t.min_lr_ratio, 0.0, 1.0, "[0, 1]")?;
         range_usize("train.epochs", t.epochs, 1, 1_000_000)?;
         if !t.val_fraction.is_finite() || t.val_fraction <= 0.0 || t.val_fraction >= 1.0 {
-            return Err(Error::config("train.val_fraction", t.val_fraction, "allowed range is (0, 1)"));
+            return Err(Error::config(
+                "train.val_fraction",
+                t.val_fraction,
+                "allowed range is (0, 1)",
+            ));
         }
         Ok(())
     }

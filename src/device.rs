@@ -40,8 +40,12 @@ fn vulkan() -> Result<Device> {
     std::panic::set_hook(hook);
     match probe {
         Ok((device, v)) if v == 3.0 => Ok(device),
-        Ok(_) => Err(Error::input("--device vulkan: the Vulkan adapter computed a wrong result in a probe")),
-        Err(_) => Err(Error::input("--device vulkan: no usable Vulkan adapter found on this machine")),
+        Ok(_) => Err(Error::input(
+            "--device vulkan: the Vulkan adapter computed a wrong result in a probe",
+        )),
+        Err(_) => Err(Error::input(
+            "--device vulkan: no usable Vulkan adapter found on this machine",
+        )),
     }
 }
 

@@ -6,11 +6,18 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn energyflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_energyflow")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn write(path: &Path, name: &str, rows: usize, cols: usize, f: impl Fn(usize) -> f32, dtype: StoreDtype) {
-    let m = Matrix { rows, cols, data: (0..rows * cols).map(f).collect() };
+    let m = Matrix {
+        rows,
+        cols,
+        data: (0..rows * cols).map(f).collect(),
+    };
     save_matrices(path, &[(name, &m)], dtype).unwrap();
 }
 
@@ -29,7 +36,15 @@ fn infer_writes_output_and_prints_stats_json() {
     let output = dir.path().join("y.safetensors");
     write(&input, "input", 3, 768, |i| ((i as f32) * 0.01).sin(), StoreDtype::F16);
     let out = energyflow(&[
-        "infer", "--preset", "debug", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--seed", "4",
+        "infer",
+        "--preset",
+        "debug",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--seed",
+        "4",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("random weights"));
@@ -64,10 +79,24 @@ fn infer_refuses_bad_input() {
     write(&p("narrow.safetensors"), "input", 2, 10, |_| 0.1, StoreDtype::F32);
     assert_refused(&run(&p("narrow.safetensors")), "width 10");
 
-    write(&p("nan.safetensors"), "input", 2, 768, |i| if i == 5 { f32::NAN } else { 0.1 }, StoreDtype::F32);
+    write(
+        &p("nan.safetensors"),
+        "input",
+        2,
+        768,
+        |i| if i == 5 { f32::NAN } else { 0.1 },
+        StoreDtype::F32,
+    );
     assert_refused(&run(&p("nan.safetensors")), "non-finite");
 
-    write(&p("inf.safetensors"), "input", 2, 768, |i| if i == 800 { f32::INFINITY } else { 0.1 }, StoreDtype::F32);
+    write(
+        &p("inf.safetensors"),
+        "input",
+        2,
+        768,
+        |i| if i == 800 { f32::INFINITY } else { 0.1 },
+        StoreDtype::F32,
+    );
     assert_refused(&run(&p("inf.safetensors")), "row 1");
 
     write(&p("empty.safetensors"), "input", 0, 768, |_| 0.0, StoreDtype::F32);
@@ -80,7 +109,13 @@ fn infer_refuses_bad_input() {
     std::fs::write(&bad_cfg, "batch_size = 0\n").unwrap();
     write(&p("x.safetensors"), "input", 1, 768, |_| 0.1, StoreDtype::F32);
     let out = energyflow(&[
-        "infer", "--config", bad_cfg.to_str().unwrap(), "--input", p("x.safetensors").to_str().unwrap(), "--output", o,
+        "infer",
+        "--config",
+        bad_cfg.to_str().unwrap(),
+        "--input",
+        p("x.safetensors").to_str().unwrap(),
+        "--output",
+        o,
     ]);
     assert_refused(&out, "batch_size");
     assert!(!out_path.exists(), "nothing is written on failure");

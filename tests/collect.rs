@@ -134,7 +134,11 @@ fn samples_never_mix() {
     let v = device::to_vec(surface).unwrap();
     assert_eq!(summary.groups, 3);
     let softmax_mean = |e: &[f32], st: &[u32]| -> f32 {
-        let w: Vec<f32> = e.iter().zip(st).map(|(e, s)| e.abs() * (1.0 + 0.1 * *s as f32)).collect();
+        let w: Vec<f32> = e
+            .iter()
+            .zip(st)
+            .map(|(e, s)| e.abs() * (1.0 + 0.1 * *s as f32))
+            .collect();
         let m = w.iter().copied().fold(f32::MIN, f32::max);
         let den: f32 = w.iter().map(|x| (x - m).exp()).sum();
         e.iter().zip(&w).map(|(e, x)| (x - m).exp() / den * e).sum()

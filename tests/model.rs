@@ -13,11 +13,12 @@ fn input(rows: usize, cols: usize) -> Vec<f32> {
 fn debug_forward_batch_two_is_finite_and_every_flow_completes() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let dev = Device::flex();
-    dev.seed(3);
-    let model = EnergyFlowModel::new(&cfg, &dev);
+    let model = EnergyFlowModel::new(&cfg, &dev, 1);
     let mut ws = Workspace::default();
     let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
-    let out = model.forward(&cfg, x, &mut ws, &ForwardOptions::inference(&cfg)).unwrap();
+    let out = model
+        .forward(&cfg, x, &mut ws, &ForwardOptions::inference(&cfg))
+        .unwrap();
     assert_eq!(out.output.dims(), [2, cfg.output_embedding_dim]);
     assert_eq!(out.surface.dims(), [2, cfg.surface_cells()]);
     let v = device::to_vec(out.output).unwrap();
@@ -43,23 +44,39 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
     cfg.convergence_enabled = false;
     cfg.validate().unwrap();
     let dev = Device::flex().autodiff();
-    dev.seed(5);
-    let model = EnergyFlowModel::new(&cfg, &dev);
+    let model = EnergyFlowModel::new(&cfg, &dev, 1);
     let mut ws = Workspace::default();
     let x = device::matrix(input(3, cfg.input_embedding_dim), 3, cfg.input_embedding_dim, &dev);
-    let opts = ForwardOptions { training: true, displacement_scale: 1.0, noise_seed: 9 };
+    let opts = ForwardOptions {
+        training: true,
+        displacement_scale: 1.0,
+        noise_seed: 9,
+    };
     let out = model.forward(&cfg, x, &mut ws, &opts).unwrap();
     let s = &out.stats;
     assert!(s.spawned > 0, "{s:?}");
-    assert!(s.dropped > 0, "capacity 100 with 90 starting flows must drop children: {s:?}");
+    assert!(
+        s.dropped > 0,
+        "capacity 100 with 90 starting flows must drop children: {s:?}"
+    );
     assert!(s.active_per_step.iter().all(|&a| a <= 100));
     assert_eq!(s.created, s.completed(), "{s:?}");
     // The loss reaches every module through the flows.
     let loss = out.output.powi_scalar(2).mean();
     let grads = loss.backward();
-    let g = model.carrier.energy_fc2.weight.grad(&grads).expect("carrier gets a gradient");
+    let g = model
+        .carrier
+        .energy_fc2
+        .weight
+        .grad(&grads)
+        .expect("carrier gets a gradient");
     assert!(device::to_vec(g).unwrap().iter().any(|v| *v != 0.0));
-    let g = model.input_mapper.fc1.weight.grad(&grads).expect("mapper gets a gradient");
+    let g = model
+        .input_mapper
+        .fc1
+        .weight
+        .grad(&grads)
+        .expect("mapper gets a gradient");
     assert!(device::to_vec(g).unwrap().iter().all(|v| v.is_finite()));
 }
 
@@ -69,7 +86,7 @@ fn too_many_starting_flows_is_refused_naming_both_numbers() {
     cfg.max_active_flows = 500;
     cfg.batch_size = 1;
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg, &dev);
+    let model = EnergyFlowModel::new(&cfg, &dev, 1);
     let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
     let err = model
         .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
@@ -84,8 +101,7 @@ fn inference_is_deterministic_for_a_seed() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let run = || {
         let dev = Device::flex();
-        dev.seed(11);
-        let model = EnergyFlowModel::new(&cfg, &dev);
+        let model = EnergyFlowModel::new(&cfg, &dev, 1);
         let x = device::matrix(input(1, cfg.input_embedding_dim), 1, cfg.input_embedding_dim, &dev);
         let out = model
             .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))

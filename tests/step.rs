@@ -41,7 +41,11 @@ fn x_and_y_reflect_at_the_walls() {
 
 #[test]
 fn completes_on_z0_and_on_zd() {
-    let mut s = store_with(&[([0.0, 0.0, -0.8], 0, 1), ([0.5, 0.5, 0.8], 1, 1), ([0.0, 0.0, 0.0], 1, 1)]);
+    let mut s = store_with(&[
+        ([0.0, 0.0, -0.8], 0, 1),
+        ([0.5, 0.5, 0.8], 1, 1),
+        ([0.0, 0.0, 0.0], 1, 1),
+    ]);
     let o = advance(&mut s, &[0.0, 0.0, -1.05, 0.5, 0.5, 1.0, 0.0, 0.0, 0.3], &rules());
     assert_eq!((o.z0, o.zd, o.projected), (1, 1, 0));
     assert_eq!(s.done.z, vec![-1.0, 1.0]);
@@ -54,7 +58,11 @@ fn completes_on_z0_and_on_zd() {
 
 #[test]
 fn projects_after_projection_steps() {
-    let mut s = store_with(&[([0.0, 0.0, -0.2], 0, 4), ([0.0, 0.0, 0.2], 0, 4), ([0.0, 0.0, 0.2], 0, 3)]);
+    let mut s = store_with(&[
+        ([0.0, 0.0, -0.2], 0, 4),
+        ([0.0, 0.0, 0.2], 0, 4),
+        ([0.0, 0.0, 0.2], 0, 3),
+    ]);
     let o = advance(&mut s, &[0.0, 0.0, -0.3, 0.0, 0.0, 0.3, 0.0, 0.0, 0.3], &rules());
     assert_eq!(o.projected, 2);
     assert_eq!(s.done.z, vec![-1.0, 1.0]);

@@ -51,7 +51,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let cfg = EnergyConfig::preset(a.preset);
             let dev = device::select(a.device)?;
             let r = bench::bench_collect(a.flows, a.samples, cfg.surface_cells(), a.runs, a.naive_limit, &dev)?;
-            println!("{}", serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?
+            );
             Ok(())
         }
     }

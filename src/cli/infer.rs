@@ -61,18 +61,11 @@ pub fn merge_stats(total: &mut FlowStats, s: &FlowStats) {
 
 pub fn run(args: &InferArgs) -> Result<()> {
     let dev = device::select(args.device)?;
-    let (model, cfg) = match &args.checkpoint {
-        Some(dir) => checkpoint::load_model(dir, &dev)?,
-        None => {
-            let cfg = args.config.load()?;
-            dev.seed(args.seed);
-            eprintln!(
-                "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, preset {})",
-                args.seed,
-                args.config.preset.name()
-            );
-            (EnergyFlowModel::new(&cfg, &dev), cfg)
-        }
+    // Config and input are checked before any weights are built or loaded.
+    let ckpt = args.checkpoint.as_deref().map(checkpoint::resolve).transpose()?;
+    let cfg = match &ckpt {
+        Some(dir) => checkpoint::read_config(dir)?,
+        None => args.config.load()?,
     };
     let input = load_matrix(&args.input, "input")?;
     if input.cols != cfg.input_embedding_dim {
@@ -83,6 +76,17 @@ pub fn run(args: &InferArgs) -> Result<()> {
             cfg.input_embedding_dim
         )));
     }
+    let model = match &ckpt {
+        Some(dir) => checkpoint::load_model(dir, &dev)?.0,
+        None => {
+            eprintln!(
+                "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, preset {})",
+                args.seed,
+                args.config.preset.name()
+            );
+            EnergyFlowModel::new(&cfg, &dev, args.seed)
+        }
+    };
     let (output, stats) = infer_matrix(&model, &cfg, &input, &dev)?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
     let line = serde_json::to_string(&stats).map_err(|e| Error::Internal(e.to_string()))?;

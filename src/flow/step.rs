@@ -109,7 +109,9 @@ pub fn advance(store: &mut FlowStore, raw: &[f32], rules: &StepRules) -> StepOut
                     _ => out.projected += 1,
                 }
                 store.finished.push(i as u32);
-                store.done.push(sample * s + rules.lattice.cell_of(x, y) as u32, steps, plane);
+                store
+                    .done
+                    .push(sample * s + rules.lattice.cell_of(x, y) as u32, steps, plane);
             }
             None => {
                 let new = [x, y, z];
@@ -118,7 +120,8 @@ pub fn advance(store: &mut FlowStore, raw: &[f32], rules: &StepRules) -> StepOut
                 store.next_sample.push(sample);
                 store.next_steps.push(steps);
                 if let Some((t, cap)) = rules.spawn {
-                    let len = ((new[0] - old[0]).powi(2) + (new[1] - old[1]).powi(2) + (new[2] - old[2]).powi(2)).sqrt();
+                    let len =
+                        ((new[0] - old[0]).powi(2) + (new[1] - old[1]).powi(2) + (new[2] - old[2]).powi(2)).sqrt();
                     if len > t {
                         let k = ((len / t).floor() as usize).saturating_sub(1).min(cap);
                         if k > 0 {
@@ -193,7 +196,10 @@ pub fn propagate(
     let rules = StepRules::from_config(cfg, b);
     let lattice = rules.lattice;
     if s != lattice.cells() {
-        return Err(Error::Internal(format!("energies have {s} cells, lattice has {}", lattice.cells())));
+        return Err(Error::Internal(format!(
+            "energies have {s} cells, lattice has {}",
+            lattice.cells()
+        )));
     }
     let n0 = b * s;
     if n0 > cfg.max_active_flows {
@@ -218,7 +224,9 @@ pub fn propagate(
     let mut act = ActiveTensors {
         pos: device::matrix(flat, n0, 3, &dev),
         energy: energies.reshape([n0, 1]),
-        hidden: (0..carrier.layers.len()).map(|_| Tensor::zeros([n0, hd], &dev)).collect(),
+        hidden: (0..carrier.layers.len())
+            .map(|_| Tensor::zeros([n0, hd], &dev))
+            .collect(),
     };
     let mut stats = FlowStats {
         created: n0,
@@ -245,7 +253,13 @@ pub fn propagate(
         if let Some(normal) = &noise {
             let z_noise = cfg.noise_on_z;
             let draws: Vec<f32> = (0..3 * n)
-                .map(|j| if j % 3 == 2 && !z_noise { 0.0 } else { normal.sample(&mut rng) })
+                .map(|j| {
+                    if j % 3 == 2 && !z_noise {
+                        0.0
+                    } else {
+                        normal.sample(&mut rng)
+                    }
+                })
                 .collect();
             raw = raw + device::matrix(draws, n, 3, &dev);
         }
@@ -336,11 +350,19 @@ fn compact(
 ) -> ActiveTensors {
     let next = store.keep.len() + store.children.len();
     if store.keep.len() == n && store.children.is_empty() {
-        return ActiveTensors { pos: new_pos, energy, hidden };
+        return ActiveTensors {
+            pos: new_pos,
+            energy,
+            hidden,
+        };
     }
     if next == 0 {
         // Nothing left: the loop stops before these are read.
-        return ActiveTensors { pos: new_pos, energy, hidden };
+        return ActiveTensors {
+            pos: new_pos,
+            energy,
+            hidden,
+        };
     }
     let mut state_idx: Vec<u32> = Vec::with_capacity(next);
     state_idx.extend_from_slice(&store.keep);

@@ -12,10 +12,10 @@
 //! `Gru::forward`, which allocates a [N, T, Hd] output and slice-assigns
 //! into it even for T = 1: one copy of every hidden state per step saved.
 
-use super::layers::{linear_zero_bias, xavier_normal, xavier_uniform};
+use super::layers::{Init, WeightInit};
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};
-use burn::nn::{Gelu, Initializer, Linear};
+use burn::nn::{Gelu, Linear};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
@@ -33,26 +33,26 @@ pub struct CarrierConfig {
 }
 
 impl CarrierConfig {
-    pub fn init(&self, device: &Device) -> EnergyCarrier {
+    pub fn init(&self, init: &mut Init, device: &Device) -> EnergyCarrier {
         let hd = self.d_hidden;
         let layers = (0..self.layers)
             .map(|l| {
+                // burn's own (lazy) gate weights are replaced before ever being drawn.
                 let d_in = if l == 0 { self.d_input } else { hd };
                 let mut gru = GruConfig::new(d_in, hd, true).init(device);
                 for gate in [&mut gru.update_gate, &mut gru.reset_gate, &mut gru.new_gate] {
-                    gate.input_transform = linear_zero_bias(d_in, hd, xavier_uniform(), device);
-                    gate.hidden_transform =
-                        linear_zero_bias(hd, hd, Initializer::Orthogonal { gain: 1.0 }, device);
+                    gate.input_transform = init.linear(d_in, hd, WeightInit::XavierUniform);
+                    gate.hidden_transform = init.linear(hd, hd, WeightInit::Orthogonal);
                 }
                 gru
             })
             .collect();
         EnergyCarrier {
             layers,
-            energy_fc1: linear_zero_bias(hd, hd / 2, xavier_normal(), device),
-            energy_fc2: linear_zero_bias(hd / 2, 1, xavier_normal(), device),
-            delta_fc1: linear_zero_bias(hd, 64, xavier_normal(), device),
-            delta_fc2: linear_zero_bias(64, 3, xavier_normal(), device),
+            energy_fc1: init.linear(hd, hd / 2, WeightInit::XavierNormal),
+            energy_fc2: init.linear(hd / 2, 1, WeightInit::XavierNormal),
+            delta_fc1: init.linear(hd, 64, WeightInit::XavierNormal),
+            delta_fc2: init.linear(64, 3, WeightInit::XavierNormal),
             max_displacement: self.max_displacement,
             gelu: Gelu::new(),
         }
@@ -116,9 +116,8 @@ fn gru_cell(gru: &Gru, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     let z = sigmoid(
         gru.update_gate.input_transform.forward(x.clone()) + gru.update_gate.hidden_transform.forward(h.clone()),
     );
-    let r = sigmoid(
-        gru.reset_gate.input_transform.forward(x.clone()) + gru.reset_gate.hidden_transform.forward(h.clone()),
-    );
+    let r =
+        sigmoid(gru.reset_gate.input_transform.forward(x.clone()) + gru.reset_gate.hidden_transform.forward(h.clone()));
     let n = (gru.new_gate.input_transform.forward(x) + r * gru.new_gate.hidden_transform.forward(h.clone())).tanh();
     // (1 - z) * n + z * h  ==  n + z * (h - n): one fewer elementwise pass.
     n.clone() + z * (h - n)

@@ -4,10 +4,11 @@
 //! LayerNorm Dropout(0.05) Linear(2S,I) GELU LayerNorm Dropout(0.1)
 //! Linear(I,E_out)`.
 
-use super::layers::{constant_param, linear_default};
+use super::layers::{Init, WeightInit, dropout};
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
+use rand::rngs::StdRng;
 
 /// Shapes of an [`OutputCollector`].
 #[derive(Debug, Clone, Copy)]
@@ -23,17 +24,15 @@ pub struct CollectorConfig {
 }
 
 impl CollectorConfig {
-    pub fn init(&self, device: &Device) -> OutputCollector {
+    pub fn init(&self, init: &mut Init, device: &Device) -> OutputCollector {
         let s = self.width * self.height;
         OutputCollector {
-            position_weights: constant_param([self.height, self.width], 1.0, device),
-            fc1: linear_default(s, 2 * s, device),
+            position_weights: init.constant([self.height, self.width], 1.0),
+            fc1: init.linear(s, 2 * s, WeightInit::Default),
             ln1: LayerNormConfig::new(2 * s).init(device),
-            drop1: DropoutConfig::new(0.05).init(),
-            fc2: linear_default(2 * s, self.d_hidden, device),
+            fc2: init.linear(2 * s, self.d_hidden, WeightInit::Default),
             ln2: LayerNormConfig::new(self.d_hidden).init(device),
-            drop2: DropoutConfig::new(0.1).init(),
-            fc3: linear_default(self.d_hidden, self.d_output, device),
+            fc3: init.linear(self.d_hidden, self.d_output, WeightInit::Default),
             gelu: Gelu::new(),
         }
     }
@@ -45,21 +44,22 @@ pub struct OutputCollector {
     pub position_weights: Param<Tensor<2>>,
     pub fc1: Linear,
     pub ln1: LayerNorm,
-    pub drop1: Dropout,
     pub fc2: Linear,
     pub ln2: LayerNorm,
-    pub drop2: Dropout,
     pub fc3: Linear,
     gelu: Gelu,
 }
 
 impl OutputCollector {
     /// surface [B, S] -> [B, E_out].
-    pub fn forward(&self, surface: Tensor<2>) -> Tensor<2> {
+    /// `dropout_rng`: Some in training (dropout on), None in inference.
+    pub fn forward(&self, surface: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
         let [h, w] = self.position_weights.dims();
         let x = surface * self.position_weights.val().reshape([1, h * w]);
-        let x = self.drop1.forward(self.ln1.forward(self.gelu.forward(self.fc1.forward(x))));
-        let x = self.drop2.forward(self.ln2.forward(self.gelu.forward(self.fc2.forward(x))));
+        let x = self.ln1.forward(self.gelu.forward(self.fc1.forward(x)));
+        let x = dropout(x, 0.05, dropout_rng.as_deref_mut());
+        let x = self.ln2.forward(self.gelu.forward(self.fc2.forward(x)));
+        let x = dropout(x, 0.1, dropout_rng);
         self.fc3.forward(x)
     }
 }

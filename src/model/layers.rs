@@ -1,47 +1,155 @@
-//! Small building blocks shared by the model's modules: a Linear layer with
-//! an explicit weight initialiser and zero bias (MODEL.md s.3 asks for He,
-//! Xavier and orthogonal inits with zero bias, which `LinearConfig` cannot
-//! express since it uses one initialiser for both).
+//! Building blocks shared by the model's modules: a seeded host-side weight
+//! initialiser and a dropout driven by a host RNG.
+//!
+//! Why not burn's initialisers and `Dropout`: both draw from burn's global
+//! device RNG, which every thread of a process shares, so two models built
+//! (or trained) at once in one process interleave their draws and a seed no
+//! longer fixes the weights. Drawing from our own seeded `StdRng` makes a
+//! model a pure function of its seed, and a training step a pure function of
+//! (seed, step), which is what exact resume needs. MODEL.md s.3 also asks
+//! for He, Xavier and orthogonal inits with zero biases, which
+//! `LinearConfig` cannot express (it uses one initialiser for both).
 
 use burn::module::Param;
-use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal, Uniform};
 
-/// Linear(d_in, d_out) whose weight uses `init` and whose bias is zero.
-pub fn linear_zero_bias(d_in: usize, d_out: usize, init: Initializer, device: &Device) -> Linear {
-    let weight = init.init_with([d_in, d_out], Some(d_in), Some(d_out), device);
-    let bias = Initializer::Zeros.init_with([d_out], Some(d_in), Some(d_out), device);
-    Linear {
-        weight,
-        bias: Some(bias),
+/// How a Linear layer's weight is drawn.
+#[derive(Debug, Clone, Copy)]
+pub enum WeightInit {
+    /// PyTorch's nn.Linear default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    Default,
+    /// He / Kaiming normal (fan-in, gain sqrt 2), zero bias.
+    He,
+    /// Xavier (Glorot) normal, zero bias.
+    XavierNormal,
+    /// Xavier (Glorot) uniform, zero bias.
+    XavierUniform,
+    /// (Semi-)orthogonal, zero bias.
+    Orthogonal,
+}
+
+/// Seeded parameter factory.
+pub struct Init {
+    rng: StdRng,
+    device: Device,
+}
+
+impl Init {
+    pub fn new(seed: u64, device: &Device) -> Self {
+        Init {
+            rng: StdRng::seed_from_u64(seed),
+            device: device.clone(),
+        }
+    }
+
+    fn param<const D: usize>(&self, data: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
+        Param::from_data(TensorData::new(data, shape), &self.device)
+    }
+
+    /// A learned tensor filled with `value`.
+    pub fn constant<const D: usize>(&mut self, shape: [usize; D], value: f32) -> Param<Tensor<D>> {
+        let n = shape.iter().product();
+        self.param(vec![value; n], shape)
+    }
+
+    /// N(0, std^2) entries.
+    pub fn normal<const D: usize>(&mut self, shape: [usize; D], std: f64) -> Param<Tensor<D>> {
+        let n = shape.iter().product();
+        let d = Normal::new(0.0, std).expect("finite std");
+        let v = (0..n).map(|_| d.sample(&mut self.rng) as f32).collect();
+        self.param(v, shape)
+    }
+
+    fn uniform_vec(&mut self, n: usize, a: f64) -> Vec<f32> {
+        if a <= 0.0 {
+            return vec![0.0; n];
+        }
+        let d = Uniform::new(-a, a).expect("a > 0");
+        (0..n).map(|_| d.sample(&mut self.rng) as f32).collect()
+    }
+
+    /// A [rows, cols] matrix with orthonormal rows or columns (whichever
+    /// are fewer), as PyTorch's `orthogonal_`: QR of a Gaussian matrix by
+    /// modified Gram-Schmidt in f64, signs fixed so the draw is uniform.
+    fn orthogonal_vec(&mut self, rows: usize, cols: usize) -> Vec<f32> {
+        let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
+        // m vectors of length n, orthonormalised.
+        let normal = Normal::new(0.0f64, 1.0).expect("valid");
+        let mut q: Vec<Vec<f64>> = (0..m)
+            .map(|_| (0..n).map(|_| normal.sample(&mut self.rng)).collect())
+            .collect();
+        for j in 0..m {
+            for k in 0..j {
+                let (head, tail) = q.split_at_mut(j);
+                let dot: f64 = head[k].iter().zip(tail[0].iter()).map(|(a, b)| a * b).sum();
+                for (x, y) in tail[0].iter_mut().zip(&head[k]) {
+                    *x -= dot * y;
+                }
+            }
+            let norm = q[j].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            q[j].iter_mut().for_each(|x| *x /= norm);
+        }
+        let mut out = vec![0.0f32; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                out[r * cols + c] = if rows >= cols { q[c][r] } else { q[r][c] } as f32;
+            }
+        }
+        out
+    }
+
+    /// Linear(d_in, d_out): weight [d_in, d_out] drawn as `init` says.
+    pub fn linear(&mut self, d_in: usize, d_out: usize, init: WeightInit) -> Linear {
+        let n = d_in * d_out;
+        let xavier_std = (2.0 / (d_in + d_out) as f64).sqrt();
+        let (w, bias) = match init {
+            WeightInit::Default => {
+                let a = 1.0 / (d_in as f64).sqrt();
+                (self.uniform_vec(n, a), self.uniform_vec(d_out, a))
+            }
+            WeightInit::He => {
+                let d = Normal::new(0.0, (2.0 / d_in as f64).sqrt()).expect("valid");
+                (
+                    (0..n).map(|_| d.sample(&mut self.rng) as f32).collect(),
+                    vec![0.0; d_out],
+                )
+            }
+            WeightInit::XavierNormal => {
+                let d = Normal::new(0.0, xavier_std).expect("valid");
+                (
+                    (0..n).map(|_| d.sample(&mut self.rng) as f32).collect(),
+                    vec![0.0; d_out],
+                )
+            }
+            WeightInit::XavierUniform => (self.uniform_vec(n, 3f64.sqrt() * xavier_std), vec![0.0; d_out]),
+            WeightInit::Orthogonal => (self.orthogonal_vec(d_in, d_out), vec![0.0; d_out]),
+        };
+        Linear {
+            weight: self.param(w, [d_in, d_out]),
+            bias: Some(self.param(bias, [d_out])),
+        }
     }
 }
 
-/// Linear(d_in, d_out) with burn's default (PyTorch-like) initialisation.
-pub fn linear_default(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out).init(device)
-}
-
-/// He (Kaiming normal, fan-in, gain sqrt 2) as in PyTorch's
-/// `kaiming_normal_(nonlinearity="relu")`.
-pub fn he_normal() -> Initializer {
-    Initializer::KaimingNormal {
-        gain: std::f64::consts::SQRT_2,
-        fan_out_only: false,
+/// Inverted dropout whose masks come from a host RNG (see module docs).
+/// `rng = None` (inference) is the identity.
+pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, rng: Option<&mut StdRng>) -> Tensor<D> {
+    let Some(rng) = rng else { return x };
+    if p <= 0.0 {
+        return x;
     }
-}
-
-/// Xavier (Glorot) normal, gain 1.
-pub fn xavier_normal() -> Initializer {
-    Initializer::XavierNormal { gain: 1.0 }
-}
-
-/// Xavier (Glorot) uniform, gain 1 (PyTorch's usual GRU input-weight init).
-pub fn xavier_uniform() -> Initializer {
-    Initializer::XavierUniform { gain: 1.0 }
-}
-
-/// A learned tensor of the given shape filled with `value`.
-pub fn constant_param<const D: usize>(shape: [usize; D], value: f64, device: &Device) -> Param<Tensor<D>> {
-    Initializer::Constant { value }.init(shape, device)
+    let shape = x.shape();
+    let n = shape.num_elements();
+    let keep = 1.0 - p;
+    let scale = (1.0 / keep) as f32;
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.random_bool(keep) { scale } else { 0.0 })
+        .collect();
+    let dims: [usize; D] = x.dims();
+    let m = Tensor::<D>::from_data(TensorData::new(mask, dims), &x.device());
+    x * m
 }

@@ -7,10 +7,11 @@
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
 
-use super::layers::{constant_param, linear_default};
+use super::layers::{Init, WeightInit, dropout};
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Gelu, Initializer, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
+use rand::rngs::StdRng;
 
 /// Shapes of an [`InputMapper`].
 #[derive(Debug, Clone, Copy)]
@@ -26,19 +27,17 @@ pub struct MapperConfig {
 }
 
 impl MapperConfig {
-    pub fn init(&self, device: &Device) -> InputMapper {
+    pub fn init(&self, init: &mut Init, device: &Device) -> InputMapper {
         let s = self.width * self.height;
         InputMapper {
-            fc1: linear_default(self.d_input, self.d_hidden, device),
+            fc1: init.linear(self.d_input, self.d_hidden, WeightInit::Default),
             ln1: LayerNormConfig::new(self.d_hidden).init(device),
-            drop1: DropoutConfig::new(0.1).init(),
-            fc2: linear_default(self.d_hidden, 2 * s, device),
+            fc2: init.linear(self.d_hidden, 2 * s, WeightInit::Default),
             ln2: LayerNormConfig::new(2 * s).init(device),
-            drop2: DropoutConfig::new(0.05).init(),
-            fc3: linear_default(2 * s, s, device),
-            scale: constant_param([1], 1.0, device),
-            bias: constant_param([1], 0.0, device),
-            positional: Initializer::Normal { mean: 0.0, std: 0.02 }.init([self.height, self.width], device),
+            fc3: init.linear(2 * s, s, WeightInit::Default),
+            scale: init.constant([1], 1.0),
+            bias: init.constant([1], 0.0),
+            positional: init.normal([self.height, self.width], 0.02),
             gelu: Gelu::new(),
         }
     }
@@ -51,10 +50,8 @@ impl MapperConfig {
 pub struct InputMapper {
     pub fc1: Linear,
     pub ln1: LayerNorm,
-    pub drop1: Dropout,
     pub fc2: Linear,
     pub ln2: LayerNorm,
-    pub drop2: Dropout,
     pub fc3: Linear,
     pub scale: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
@@ -64,9 +61,12 @@ pub struct InputMapper {
 
 impl InputMapper {
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = self.drop1.forward(self.ln1.forward(self.gelu.forward(self.fc1.forward(x))));
-        let x = self.drop2.forward(self.ln2.forward(self.gelu.forward(self.fc2.forward(x))));
+    /// `dropout_rng`: Some in training (dropout on), None in inference.
+    pub fn forward(&self, x: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
+        let x = self.ln1.forward(self.gelu.forward(self.fc1.forward(x)));
+        let x = dropout(x, 0.1, dropout_rng.as_deref_mut());
+        let x = self.ln2.forward(self.gelu.forward(self.fc2.forward(x)));
+        let x = dropout(x, 0.05, dropout_rng);
         let x = self.fc3.forward(x).tanh();
         let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
         let [h, w] = self.positional.dims();

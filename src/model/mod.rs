@@ -15,8 +15,11 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use carrier::{CarrierConfig, EnergyCarrier};
 use collector::{CollectorConfig, OutputCollector};
+use layers::Init;
 use mapper::{InputMapper, MapperConfig};
 use neuron::{NeuronConfig, SimpleNeuron};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::time::{Duration, Instant};
 
 /// The whole model: every learned parameter lives here (both mappers too).
@@ -39,12 +42,11 @@ pub struct Workspace {
 /// Options of one forward.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardOptions {
-    /// Training mode: exploration noise on (dropout follows the device: it
-    /// is active on an autodiff device only).
+    /// Training mode: dropout and exploration noise on.
     pub training: bool,
     /// Displacement scale for this step (`EnergyConfig::displacement_scale_at`).
     pub displacement_scale: f64,
-    /// Seed of the exploration noise.
+    /// Seed of this forward's randomness (dropout masks, exploration noise).
     pub noise_seed: u64,
 }
 
@@ -89,8 +91,11 @@ pub struct ForwardOutput {
 
 impl EnergyFlowModel {
     /// Builds the model with its specified initialisation on `device`.
-    pub fn new(cfg: &EnergyConfig, device: &Device) -> Self {
+    /// Builds the model with its specified initialisation on `device`;
+    /// the weights are a pure function of `seed`.
+    pub fn new(cfg: &EnergyConfig, device: &Device, seed: u64) -> Self {
         let i = cfg.mapper_hidden_dim();
+        let mut init = Init::new(seed, device);
         EnergyFlowModel {
             input_mapper: MapperConfig {
                 d_input: cfg.input_embedding_dim,
@@ -98,26 +103,26 @@ impl EnergyFlowModel {
                 width: cfg.lattice_width,
                 height: cfg.lattice_height,
             }
-            .init(device),
+            .init(&mut init, device),
             neuron: NeuronConfig {
                 d_hidden: cfg.neuron_hidden_dim,
                 d_output: cfg.neuron_output_dim,
             }
-            .init(device),
+            .init(&mut init, device),
             carrier: CarrierConfig {
                 d_input: cfg.neuron_output_dim + 1,
                 d_hidden: cfg.carrier_hidden_dim,
                 layers: cfg.carrier_layers,
                 max_displacement: cfg.max_displacement,
             }
-            .init(device),
+            .init(&mut init, device),
             collector: CollectorConfig {
                 width: cfg.lattice_width,
                 height: cfg.lattice_height,
                 d_hidden: i,
                 d_output: cfg.output_embedding_dim,
             }
-            .init(device),
+            .init(&mut init, device),
         }
     }
 
@@ -138,7 +143,11 @@ impl EnergyFlowModel {
         }
         let s = cfg.surface_cells();
         let t0 = Instant::now();
-        let mapped = self.input_mapper.forward(input);
+        // Dropout masks come from a host RNG derived from the step's seed.
+        let mut drop_rng = opts
+            .training
+            .then(|| StdRng::seed_from_u64(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15));
+        let mapped = self.input_mapper.forward(input, drop_rng.as_mut());
         let t1 = Instant::now();
         let mut stats = propagate(
             &self.neuron,
@@ -163,7 +172,7 @@ impl EnergyFlowModel {
         stats.cells_covered = summary.groups;
         let surface = flat.reshape([b, s]);
         let t3 = Instant::now();
-        let output = self.collector.forward(surface.clone());
+        let output = self.collector.forward(surface.clone(), drop_rng.as_mut());
         let t4 = Instant::now();
         Ok(ForwardOutput {
             output,

@@ -5,7 +5,7 @@
 //! weights, zero biases. Positions arrive already normalised to [-1, 1]^3
 //! and are not normalised again (the reference did, MODEL.md s.7).
 
-use super::layers::{he_normal, linear_zero_bias};
+use super::layers::{Init, WeightInit};
 use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
@@ -20,15 +20,15 @@ pub struct NeuronConfig {
 }
 
 impl NeuronConfig {
-    pub fn init(&self, device: &Device) -> SimpleNeuron {
+    pub fn init(&self, init: &mut Init, device: &Device) -> SimpleNeuron {
         let h = self.d_hidden;
         SimpleNeuron {
-            pos: linear_zero_bias(3, 3, he_normal(), device),
-            fc1: linear_zero_bias(4, h, he_normal(), device),
+            pos: init.linear(3, 3, WeightInit::He),
+            fc1: init.linear(4, h, WeightInit::He),
             ln1: LayerNormConfig::new(h).init(device),
-            fc2: linear_zero_bias(h, h, he_normal(), device),
+            fc2: init.linear(h, h, WeightInit::He),
             ln2: LayerNormConfig::new(h).init(device),
-            fc3: linear_zero_bias(h, self.d_output, he_normal(), device),
+            fc3: init.linear(h, self.d_output, WeightInit::He),
             gelu: Gelu::new(),
         }
     }
