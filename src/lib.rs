@@ -25,12 +25,14 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod flow;
 pub mod geometry;
 pub mod io;
 pub mod model;
+pub mod teacher;
 
 pub use config::{EnergyConfig, Preset};
 pub use error::{Error, Result};

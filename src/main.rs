@@ -16,6 +16,10 @@ enum Command {
     Infer(cli::infer::InferArgs),
     /// Timing benchmarks (JSON on stdout).
     Bench(cli::bench::BenchArgs),
+    /// Teacher embeddings from text: --model DIR --input FILE -> --output X.safetensors (+ X.jsonl).
+    Embed(cli::embed::EmbedArgs),
+    /// Build the text side of the bundled datasets (see data/README.md).
+    Data(cli::data::DataArgs),
 }
 
 fn main() {
@@ -23,6 +27,8 @@ fn main() {
     let result = match &args.command {
         Command::Infer(a) => cli::infer::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Embed(a) => cli::embed::run(a),
+        Command::Data(a) => cli::data::run(a),
     };
     if let Err(e) = result {
         eprintln!("energyflow: error: {e}");

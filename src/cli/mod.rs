@@ -3,6 +3,8 @@
 //! error into one line on stderr and exit code 2 (user error) or 1.
 
 pub mod bench;
+pub mod data;
+pub mod embed;
 pub mod infer;
 
 use crate::config::{EnergyConfig, Preset};
