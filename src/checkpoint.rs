@@ -1,7 +1,21 @@
-//! Model weights on disk: safetensors written through burn-store, atomically,
-//! plus the config they belong to. A checkpoint is a folder holding
-//! `model.safetensors` and `checkpoint.json`; a training run folder holds
-//! `latest/` and `best/` checkpoints (see `resolve`).
+//! Checkpoints on disk.
+//!
+//! A checkpoint is a folder holding `checkpoint.json` (format version, the
+//! config, the training state and the names of its weight files), the model
+//! weights as safetensors (written through burn-store) and, for training
+//! checkpoints, the AdamW state (burn's burnpack format). A training run
+//! folder holds `latest/` and `best/` (see [`resolve`]).
+//!
+//! Saving is atomic as a whole: the weight files get names carrying the
+//! step (`model-00000120.safetensors`), each is written to a temporary file
+//! and renamed, and only then is `checkpoint.json` replaced, again by a
+//! rename. That last rename is the commit point: a crash at any moment
+//! leaves either the old checkpoint or the new one, never a mix. Weight
+//! files no longer referenced are removed afterwards.
+//!
+//! Randomness needs no saved generator state: every random stream of a run
+//! (split, shuffles, dropout, exploration noise) is derived from the run's
+//! seed and counters (`train::data::mix`), which the JSON holds.
 
 use crate::config::EnergyConfig;
 use crate::error::{Error, Result};
@@ -9,10 +23,66 @@ use crate::io::write_atomic;
 use crate::model::EnergyFlowModel;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const META_FILE: &str = "checkpoint.json";
+/// Version of the checkpoint layout; bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+
+/// Counters and settings that make a training run resumable exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Seed every random stream is derived from.
+    pub seed: u64,
+    /// Optimizer steps taken (skipped ones included).
+    pub step: usize,
+    /// Current epoch (0-based) and the next micro-batch within it.
+    pub epoch: usize,
+    pub batch_in_epoch: usize,
+    /// Steps skipped because the loss or the gradient norm was not finite.
+    pub skipped: usize,
+    /// Training samples consumed.
+    pub samples_seen: usize,
+    /// Lowest held-out loss so far, and the step it was measured at.
+    pub best_val_loss: Option<f64>,
+    pub best_step: Option<usize>,
+    /// Planned optimizer steps of the run (the schedule's horizon).
+    pub total_steps: usize,
+    /// Running sum and count of the current epoch's training losses.
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    #[serde(default)]
+    pub epoch_loss_count: usize,
+}
+
+/// What the run was trained on, so `eval` can rebuild the held-out split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// File path, or "synthetic:..." for generated data.
+    pub origin: String,
+    /// Pairs in the file.
+    pub n: usize,
+    pub val_fraction: f64,
+    /// Seed of the split.
+    pub seed: u64,
+}
+
+/// Contents of `checkpoint.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: u32,
+    pub config: EnergyConfig,
+    /// Weights file name, relative to the checkpoint folder.
+    pub weights: String,
+    /// Optimizer state file (training checkpoints only).
+    #[serde(default)]
+    pub optimizer: Option<String>,
+    #[serde(default)]
+    pub train: Option<TrainState>,
+    #[serde(default)]
+    pub data: Option<DataInfo>,
+}
 
 /// Serialises the model's weights to safetensors bytes.
 pub fn weights_to_bytes(model: &EnergyFlowModel) -> Result<Vec<u8>> {
@@ -23,11 +93,6 @@ pub fn weights_to_bytes(model: &EnergyFlowModel) -> Result<Vec<u8>> {
     store
         .get_bytes()
         .map_err(|e| Error::Internal(format!("saving weights: {e}")))
-}
-
-/// Writes the model's weights to `path` atomically.
-pub fn save_weights(model: &EnergyFlowModel, path: &Path) -> Result<()> {
-    write_atomic(path, &weights_to_bytes(model)?)
 }
 
 /// Loads weights from safetensors bytes into `model` (shapes must match).
@@ -52,6 +117,38 @@ pub fn load_weights_bytes(model: &mut EnergyFlowModel, bytes: Vec<u8>, origin: &
     Ok(())
 }
 
+/// Writes a checkpoint into `dir` (created if needed), atomically (see the
+/// module docs). `optimizer` is the burnpack bytes of the optimizer state.
+pub fn save(dir: &Path, model: &EnergyFlowModel, optimizer: Option<&[u8]>, mut meta: Meta) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tag = meta.train.as_ref().map_or(0, |t| t.step);
+    meta.format = FORMAT;
+    meta.weights = format!("model-{tag:08}.safetensors");
+    write_atomic(&dir.join(&meta.weights), &weights_to_bytes(model)?)?;
+    meta.optimizer = match optimizer {
+        Some(bytes) => {
+            let name = format!("optimizer-{tag:08}.bpk");
+            write_atomic(&dir.join(&name), bytes)?;
+            Some(name)
+        }
+        None => None,
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomic(&dir.join(META_FILE), &json)?;
+    // Only after the commit point: drop files the new JSON no longer names.
+    let keep = [Some(meta.weights.as_str()), meta.optimizer.as_deref()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = name.starts_with("model-") || name.starts_with("optimizer-");
+            if ours && !keep.contains(&Some(name.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finds the checkpoint folder for a user-given path: a checkpoint folder
 /// itself, or a run folder holding `best/` (preferred) or `latest/`.
 pub fn resolve(dir: &Path) -> Result<PathBuf> {
@@ -69,81 +166,61 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// The config stored in a checkpoint's `checkpoint.json` (key "config").
-pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
+/// Reads and checks `checkpoint.json` of the checkpoint folder `ckpt`.
+pub fn read_meta(ckpt: &Path) -> Result<Meta> {
     let path = ckpt.join(META_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: not valid JSON ({e})", path.display())))?;
-    let cfg: EnergyConfig = serde_json::from_value(v.get("config").cloned().unwrap_or_default())
-        .map_err(|e| Error::input(format!("{}: field \"config\": {e}", path.display())))?;
-    cfg.validate()?;
-    Ok(cfg)
+    let meta: Meta = serde_json::from_str(&text)
+        .map_err(|e| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display())))?;
+    if meta.format != FORMAT {
+        return Err(Error::input(format!(
+            "{}: checkpoint format {} is not supported (this build reads format {FORMAT})",
+            path.display(),
+            meta.format
+        )));
+    }
+    meta.config.validate()?;
+    Ok(meta)
 }
 
-/// Loads a model and its config from a checkpoint (or run) folder.
-pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, EnergyConfig)> {
+/// The config stored in a checkpoint.
+pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
+    Ok(read_meta(ckpt)?.config)
+}
+
+/// Reads the bytes of a file the checkpoint names.
+pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = ckpt.join(name);
+    std::fs::read(&path).map_err(|e| Error::io(&path, e))
+}
+
+/// Loads a model and its metadata from a checkpoint (or run) folder.
+pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)> {
     let ckpt = resolve(dir)?;
-    let cfg = read_config(&ckpt)?;
-    let mut model = EnergyFlowModel::new(&cfg, device, 0);
-    let wpath = ckpt.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
-    load_weights_bytes(&mut model, bytes, &wpath)?;
-    Ok((model, cfg))
+    let meta = read_meta(&ckpt)?;
+    let mut model = EnergyFlowModel::new(&meta.config, device, 0);
+    let bytes = read_part(&ckpt, &meta.weights)?;
+    load_weights_bytes(&mut model, bytes, &ckpt.join(&meta.weights))?;
+    Ok((model, meta))
 }
 
-/// Architecture fields that must agree between a checkpoint and a config.
+/// Architecture fields that differ between a checkpoint's config `a` and a
+/// requested config `b`, as "field (a vs b)".
 pub fn architecture_mismatch(a: &EnergyConfig, b: &EnergyConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut check = |name: &str, x: String, y: String| {
-        if x != y {
-            out.push(format!("{name} ({x} vs {y})"));
-        }
-    };
-    check(
-        "lattice_width",
-        a.lattice_width.to_string(),
-        b.lattice_width.to_string(),
-    );
-    check(
-        "lattice_height",
-        a.lattice_height.to_string(),
-        b.lattice_height.to_string(),
-    );
-    check(
-        "input_embedding_dim",
-        a.input_embedding_dim.to_string(),
-        b.input_embedding_dim.to_string(),
-    );
-    check(
-        "output_embedding_dim",
-        a.output_embedding_dim.to_string(),
-        b.output_embedding_dim.to_string(),
-    );
-    check(
-        "mapper_hidden",
-        a.mapper_hidden_dim().to_string(),
-        b.mapper_hidden_dim().to_string(),
-    );
-    check(
-        "neuron_hidden_dim",
-        a.neuron_hidden_dim.to_string(),
-        b.neuron_hidden_dim.to_string(),
-    );
-    check(
-        "neuron_output_dim",
-        a.neuron_output_dim.to_string(),
-        b.neuron_output_dim.to_string(),
-    );
-    check(
-        "carrier_hidden_dim",
-        a.carrier_hidden_dim.to_string(),
-        b.carrier_hidden_dim.to_string(),
-    );
-    check(
-        "carrier_layers",
-        a.carrier_layers.to_string(),
-        b.carrier_layers.to_string(),
-    );
-    out
+    let fields: [(&str, fn(&EnergyConfig) -> usize); 9] = [
+        ("lattice_width", |c| c.lattice_width),
+        ("lattice_height", |c| c.lattice_height),
+        ("input_embedding_dim", |c| c.input_embedding_dim),
+        ("output_embedding_dim", |c| c.output_embedding_dim),
+        ("mapper_hidden", |c| c.mapper_hidden_dim()),
+        ("neuron_hidden_dim", |c| c.neuron_hidden_dim),
+        ("neuron_output_dim", |c| c.neuron_output_dim),
+        ("carrier_hidden_dim", |c| c.carrier_hidden_dim),
+        ("carrier_layers", |c| c.carrier_layers),
+    ];
+    fields
+        .iter()
+        .filter(|(_, f)| f(a) != f(b))
+        .map(|(name, f)| format!("{name} (checkpoint {} vs requested {})", f(a), f(b)))
+        .collect()
 }

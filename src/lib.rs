@@ -33,6 +33,7 @@ pub mod geometry;
 pub mod io;
 pub mod model;
 pub mod teacher;
+pub mod train;
 
 pub use config::{EnergyConfig, Preset};
 pub use error::{Error, Result};

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use energyflow::cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "energyflow", version, about = "Energy Flow lattice models: train, evaluate, infer, embed, bench")]
+#[command(
+    name = "energyflow",
+    version,
+    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -12,6 +16,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train a model (default: the bundled WordNet pairs, debug preset).
+    Train(cli::train::TrainArgs),
+    /// Evaluate a checkpoint on its held-out split, with baselines.
+    Eval(cli::eval::EvalArgs),
     /// Run a model over embeddings: --input X.safetensors -> --output Y.safetensors.
     Infer(cli::infer::InferArgs),
     /// Timing benchmarks (JSON on stdout).
@@ -25,6 +33,8 @@ enum Command {
 fn main() {
     let args = Cli::parse();
     let result = match &args.command {
+        Command::Train(a) => cli::train::run(a),
+        Command::Eval(a) => cli::eval::run(a),
         Command::Infer(a) => cli::infer::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Embed(a) => cli::embed::run(a),

@@ -31,34 +31,6 @@ pub struct InferArgs {
     pub device: DeviceKind,
 }
 
-/// Sums the statistics of several batches.
-pub fn merge_stats(total: &mut FlowStats, s: &FlowStats) {
-    let completed_before = total.completed();
-    total.created += s.created;
-    total.spawned += s.spawned;
-    total.dropped += s.dropped;
-    total.completed_z0 += s.completed_z0;
-    total.completed_zd += s.completed_zd;
-    total.completed_projected += s.completed_projected;
-    total.completed_final += s.completed_final;
-    total.steps = total.steps.max(s.steps);
-    if total.active_per_step.len() < s.active_per_step.len() {
-        total.active_per_step.resize(s.active_per_step.len(), 0);
-    }
-    for (t, a) in total.active_per_step.iter_mut().zip(&s.active_per_step) {
-        *t += a;
-    }
-    let n = total.completed();
-    total.mean_steps = if n == 0 {
-        0.0
-    } else {
-        (total.mean_steps * completed_before as f64 + s.mean_steps * s.completed() as f64) / n as f64
-    };
-    total.cells_covered += s.cells_covered;
-    total.cells_total += s.cells_total;
-    total.stop_reason = s.stop_reason;
-}
-
 pub fn run(args: &InferArgs) -> Result<()> {
     let dev = device::select(args.device)?;
     // Config and input are checked before any weights are built or loaded.
@@ -111,7 +83,7 @@ pub fn infer_matrix(
         let x = device::matrix(rows, end - start, input.cols, dev);
         let f = model.forward(cfg, x, &mut ws, &opts)?;
         out.extend(device::to_vec(f.output)?);
-        merge_stats(&mut stats, &f.stats);
+        stats.absorb(&f.stats);
     }
     Ok((
         Matrix {

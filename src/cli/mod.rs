@@ -5,7 +5,9 @@
 pub mod bench;
 pub mod data;
 pub mod embed;
+pub mod eval;
 pub mod infer;
+pub mod train;
 
 use crate::config::{EnergyConfig, Preset};
 use crate::error::Result;

@@ -39,4 +39,35 @@ impl FlowStats {
     pub fn completed(&self) -> usize {
         self.completed_z0 + self.completed_zd + self.completed_projected + self.completed_final
     }
+
+    /// Adds the statistics of another batch: counts add up, `steps` is the
+    /// most steps any batch ran, `active_per_step` adds step by step,
+    /// `mean_steps` is re-weighted by completed flows, and `stop_reason` is
+    /// the last batch's.
+    pub fn absorb(&mut self, s: &FlowStats) {
+        let completed_before = self.completed();
+        self.created += s.created;
+        self.spawned += s.spawned;
+        self.dropped += s.dropped;
+        self.completed_z0 += s.completed_z0;
+        self.completed_zd += s.completed_zd;
+        self.completed_projected += s.completed_projected;
+        self.completed_final += s.completed_final;
+        self.steps = self.steps.max(s.steps);
+        if self.active_per_step.len() < s.active_per_step.len() {
+            self.active_per_step.resize(s.active_per_step.len(), 0);
+        }
+        for (t, a) in self.active_per_step.iter_mut().zip(&s.active_per_step) {
+            *t += a;
+        }
+        let n = self.completed();
+        self.mean_steps = if n == 0 {
+            0.0
+        } else {
+            (self.mean_steps * completed_before as f64 + s.mean_steps * s.completed() as f64) / n as f64
+        };
+        self.cells_covered += s.cells_covered;
+        self.cells_total += s.cells_total;
+        self.stop_reason = s.stop_reason;
+    }
 }

@@ -11,7 +11,7 @@ use crate::config::EnergyConfig;
 use crate::error::{Error, Result};
 use crate::flow::step::{PropagateOptions, propagate};
 use crate::flow::{Collector, FlowStats, FlowStore};
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use carrier::{CarrierConfig, EnergyCarrier};
 use collector::{CollectorConfig, OutputCollector};
@@ -29,6 +29,19 @@ pub struct EnergyFlowModel {
     pub neuron: SimpleNeuron,
     pub carrier: EnergyCarrier,
     pub collector: OutputCollector,
+}
+
+/// Renumbers every parameter 0, 1, 2, ... in module order. burn draws
+/// parameter ids at random, and the optimizer's saved state is keyed by id:
+/// with random ids a resumed run would silently restart AdamW's moments.
+struct StableIds(u64);
+
+impl ModuleMapper for StableIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (_, value, mapper) = param.consume();
+        self.0 += 1;
+        Param::from_mapped_value(ParamId::from(self.0), value, mapper)
+    }
 }
 
 /// Reusable host buffers of the forward pass (flow store and collection
@@ -90,13 +103,13 @@ pub struct ForwardOutput {
 }
 
 impl EnergyFlowModel {
-    /// Builds the model with its specified initialisation on `device`.
     /// Builds the model with its specified initialisation on `device`;
-    /// the weights are a pure function of `seed`.
+    /// the weights are a pure function of `seed`, and so are the parameter
+    /// ids (see [`StableIds`]).
     pub fn new(cfg: &EnergyConfig, device: &Device, seed: u64) -> Self {
         let i = cfg.mapper_hidden_dim();
         let mut init = Init::new(seed, device);
-        EnergyFlowModel {
+        let model = EnergyFlowModel {
             input_mapper: MapperConfig {
                 d_input: cfg.input_embedding_dim,
                 d_hidden: i,
@@ -123,7 +136,8 @@ impl EnergyFlowModel {
                 d_output: cfg.output_embedding_dim,
             }
             .init(&mut init, device),
-        }
+        };
+        model.map(&mut StableIds(0))
     }
 
     /// MODEL.md s.4 for a batch `input` [B, E_in].

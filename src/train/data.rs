@@ -1,0 +1,268 @@
+//! Training data: pairs (input embedding, target embedding) from a
+//! safetensors file, the deterministic held-out split, per-epoch shuffling,
+//! and the small synthetic task used when no data is given and by tests.
+//!
+//! File format: tensors "input" [N, E_in] and "target" [N, E_out], f32 or
+//! f16 (read through `io::read_matrix`, which refuses NaN/Inf, wrong ranks
+//! and zero rows). An optional sidecar `<name>.jsonl` holds the texts; it is
+//! not needed for training and is only counted.
+
+use crate::error::{Error, Result};
+use crate::io::{Matrix, read_file, read_matrix};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, StandardNormal};
+use std::path::{Path, PathBuf};
+
+/// A set of (input, target) pairs.
+#[derive(Debug, Clone)]
+pub struct PairData {
+    pub input: Matrix,
+    pub target: Matrix,
+    /// Where it came from: a file path, or "synthetic:..." for generated data.
+    pub origin: String,
+}
+
+impl PairData {
+    /// Reads tensors "input" and "target" from `path` and checks that they
+    /// have the same number of rows.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = read_file(path)?;
+        let input = read_matrix(path, &bytes, "input")?;
+        let target = read_matrix(path, &bytes, "target")?;
+        if input.rows != target.rows {
+            return Err(Error::input(format!(
+                "{}: tensor \"input\" has {} rows but \"target\" has {}",
+                path.display(),
+                input.rows,
+                target.rows
+            )));
+        }
+        if input.rows < 2 {
+            return Err(Error::input(format!(
+                "{}: {} pair(s); training needs at least 2 (one to train on, one held out)",
+                path.display(),
+                input.rows
+            )));
+        }
+        // Absolute, so `eval` finds the file again from any folder.
+        let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(PairData {
+            input,
+            target,
+            origin: origin.display().to_string(),
+        })
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.input.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.input.rows == 0
+    }
+
+    /// The sidecar text file of a data file: `X.safetensors` -> `X.jsonl`.
+    pub fn sidecar(path: &Path) -> PathBuf {
+        path.with_extension("jsonl")
+    }
+
+    /// Rows `idx` of the inputs and targets, flattened row-major.
+    pub fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let mut x = Vec::with_capacity(idx.len() * self.input.cols);
+        let mut y = Vec::with_capacity(idx.len() * self.target.cols);
+        for &i in idx {
+            x.extend_from_slice(self.input.row(i));
+            y.extend_from_slice(self.target.row(i));
+        }
+        (x, y)
+    }
+
+    /// The synthetic task: inputs are random unit vectors of width `dim`,
+    /// targets the same vectors turned by one fixed random rotation. A
+    /// linear map solves it exactly, so it shows whether the model learns.
+    pub fn synthetic_rotation(n: usize, dim: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rotation = random_orthogonal(dim, &mut rng);
+        let mut input = Vec::with_capacity(n * dim);
+        let mut target = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let mut v: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|a| *a /= norm);
+            for r in 0..dim {
+                let t: f64 = (0..dim).map(|c| rotation[r * dim + c] * v[c]).sum();
+                target.push(t as f32);
+            }
+            input.extend(v.iter().map(|&a| a as f32));
+        }
+        PairData {
+            input: Matrix {
+                rows: n,
+                cols: dim,
+                data: input,
+            },
+            target: Matrix {
+                rows: n,
+                cols: dim,
+                data: target,
+            },
+            origin: format!("synthetic:rotation(n={n},dim={dim},seed={seed})"),
+        }
+    }
+}
+
+/// The bundled dataset (data/README.md), looked up in the source tree the
+/// binary was built from, so `cargo run -- train` finds it from any folder.
+pub fn bundled_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("wordnet-pairs.safetensors")
+}
+
+/// Pairs and dimension of the synthetic task used when no data is given.
+pub const SYNTHETIC_PAIRS: usize = 2000;
+/// Seed of the synthetic task: fixed, so runs with other seeds see the same task.
+pub const SYNTHETIC_SEED: u64 = 0x5EED;
+
+impl PairData {
+    /// Re-opens the data a run recorded as its origin: a file path, or the
+    /// "synthetic:rotation(n=..,dim=..,seed=..)" description.
+    pub fn from_origin(origin: &str) -> Result<Self> {
+        if let Some(args) = origin
+            .strip_prefix("synthetic:rotation(")
+            .and_then(|s| s.strip_suffix(')'))
+        {
+            let mut n = None;
+            let mut dim = None;
+            let mut seed = None;
+            for kv in args.split(',') {
+                match kv.split_once('=') {
+                    Some(("n", v)) => n = v.parse().ok(),
+                    Some(("dim", v)) => dim = v.parse().ok(),
+                    Some(("seed", v)) => seed = v.parse().ok(),
+                    _ => {}
+                }
+            }
+            return match (n, dim, seed) {
+                (Some(n), Some(dim), Some(seed)) => Ok(Self::synthetic_rotation(n, dim, seed)),
+                _ => Err(Error::input(format!(
+                    "data origin \"{origin}\" is not a synthetic task description"
+                ))),
+            };
+        }
+        Self::load(Path::new(origin))
+    }
+}
+
+/// A dim x dim orthogonal matrix (row-major): Gram-Schmidt of a Gaussian one.
+fn random_orthogonal(dim: usize, rng: &mut StdRng) -> Vec<f64> {
+    let mut q: Vec<Vec<f64>> = (0..dim)
+        .map(|_| (0..dim).map(|_| StandardNormal.sample(&mut *rng)).collect())
+        .collect();
+    for j in 0..dim {
+        for k in 0..j {
+            let dot: f64 = (0..dim).map(|i| q[j][i] * q[k][i]).sum();
+            for i in 0..dim {
+                q[j][i] -= dot * q[k][i];
+            }
+        }
+        let norm = q[j].iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
+        q[j].iter_mut().for_each(|a| *a /= norm);
+    }
+    q.into_iter().flatten().collect()
+}
+
+/// SplitMix64 finaliser: mixes a seed with a purpose/counter into a fresh
+/// seed, so every random stream of a run is derived from (seed, what, n).
+pub fn mix(seed: u64, what: u64, n: u64) -> u64 {
+    let mut z = seed ^ what.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Stream tags for [`mix`].
+pub mod stream {
+    pub const SPLIT: u64 = 1;
+    pub const SHUFFLE: u64 = 2;
+    pub const STEP: u64 = 3;
+}
+
+/// The held-out split: which rows train and which validate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+}
+
+impl Split {
+    /// A seeded permutation of 0..n; its first round(n * val_fraction)
+    /// rows (at least 1, at most n - 1) are held out. It depends on n, the
+    /// fraction and the seed only: never on the batch size.
+    pub fn new(n: usize, val_fraction: f64, seed: u64) -> Result<Self> {
+        if n < 2 {
+            return Err(Error::input(format!("{n} pair(s): need at least 2 to hold one out")));
+        }
+        if !(val_fraction > 0.0 && val_fraction < 1.0) {
+            return Err(Error::config("val_fraction", val_fraction, "allowed range is (0, 1)"));
+        }
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(&mut StdRng::seed_from_u64(mix(seed, stream::SPLIT, 0)));
+        let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
+        let mut val = perm[..n_val].to_vec();
+        let mut train = perm[n_val..].to_vec();
+        // Sorted, so a split reads the file in order and prints stably.
+        val.sort_unstable();
+        train.sort_unstable();
+        Ok(Split { train, val })
+    }
+}
+
+/// The training rows of `epoch` in their shuffled order (a pure function
+/// of the seed and the epoch, so a resumed run sees the same batches).
+pub fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order = train.to_vec();
+    order.shuffle(&mut StdRng::seed_from_u64(mix(seed, stream::SHUFFLE, epoch as u64)));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_seeded_disjoint_and_complete() {
+        let a = Split::new(100, 0.1, 7).unwrap();
+        assert_eq!(a, Split::new(100, 0.1, 7).unwrap());
+        assert_ne!(a, Split::new(100, 0.1, 8).unwrap());
+        assert_eq!(a.val.len(), 10);
+        let mut all: Vec<usize> = a.train.iter().chain(&a.val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(Split::new(3, 0.01, 1).unwrap().val.len(), 1);
+        assert_eq!(Split::new(3, 0.99, 1).unwrap().train.len(), 1);
+    }
+
+    #[test]
+    fn epochs_shuffle_differently_but_reproducibly() {
+        let train: Vec<usize> = (0..50).collect();
+        assert_eq!(epoch_order(&train, 1, 0), epoch_order(&train, 1, 0));
+        assert_ne!(epoch_order(&train, 1, 0), epoch_order(&train, 1, 1));
+        let mut e = epoch_order(&train, 1, 3);
+        e.sort_unstable();
+        assert_eq!(e, train);
+    }
+
+    #[test]
+    fn synthetic_rotation_keeps_norms() {
+        let d = PairData::synthetic_rotation(5, 8, 3);
+        for i in 0..5 {
+            let nx: f32 = d.input.row(i).iter().map(|v| v * v).sum();
+            let ny: f32 = d.target.row(i).iter().map(|v| v * v).sum();
+            assert!((nx - 1.0).abs() < 1e-5 && (ny - 1.0).abs() < 1e-5);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! What a training run reports: one record per optimizer step and one per
+//! validation (end of an epoch, or the end of a run that stopped inside
+//! one), appended to `metrics.jsonl` as one JSON object per line.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One optimizer step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Always "step".
+    pub kind: String,
+    /// 1-based number of this optimizer step.
+    pub step: usize,
+    /// 0-based epoch the step's batches came from.
+    pub epoch: usize,
+    pub loss: f64,
+    pub mse: f64,
+    /// Mean output/target cosine of the step's training samples.
+    pub cosine: f64,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// True when the step was skipped (non-finite loss or gradient norm).
+    pub skipped: bool,
+    /// Skipped steps so far in the run.
+    pub skipped_total: usize,
+    pub samples: usize,
+    pub samples_per_s: f64,
+    pub step_ms: f64,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub optimizer_ms: f64,
+    /// From the end of the last propagation step until the surface is ready.
+    pub end_of_batch_ms: f64,
+    pub flows_created: usize,
+    pub flows_spawned: usize,
+    pub flows_dropped: usize,
+    pub completed_z0: usize,
+    pub completed_zd: usize,
+    /// Projected in the loop after projection_steps.
+    pub completed_projected: usize,
+    /// Projected after the loop (still active at its end).
+    pub completed_final: usize,
+    /// Propagation steps run (the most of the step's micro-batches).
+    pub steps_run: usize,
+    pub mean_steps: f64,
+    pub cells_covered: usize,
+    /// Peak resident memory of the process so far.
+    pub peak_rss_mb: f64,
+}
+
+/// One validation on the held-out split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Always "epoch".
+    pub kind: String,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Optimizer steps done when validating.
+    pub step: usize,
+    /// False when the run stopped inside the epoch (max steps, Ctrl-C).
+    pub complete: bool,
+    /// Mean training loss of the epoch's steps (not skipped) so far.
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_mse: f64,
+    pub val_cosine: f64,
+    pub val_n: usize,
+    /// True when this validation set a new best held-out loss.
+    pub best: bool,
+}
+
+/// Peak resident set size of this process in MB (Linux VmHWM; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0.0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Appends records to `metrics.jsonl`.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Opens `path` for a run. A fresh run starts an empty file; a resumed
+    /// run keeps the lines of steps up to `keep_until_step` (later ones
+    /// belong to the part of the interrupted run that is redone).
+    pub fn open(path: &Path, keep_until_step: Option<usize>) -> Result<Self> {
+        let kept = match keep_until_step {
+            Some(limit) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let mut out = String::new();
+                for line in text.lines() {
+                    let step = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+                    if step.is_some_and(|s| s as usize <= limit) {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+            None => String::new(),
+        };
+        crate::io::write_atomic(path, kept.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends one record as a line and flushes it.
+    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record).map_err(|e| Error::Internal(e.to_string()))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.file.flush().map_err(|e| Error::io(&self.path, e))
+    }
+}

@@ -1,0 +1,494 @@
+//! The training loop of MODEL.md s.5: AdamW with explicit hyper-parameters,
+//! global gradient-norm clipping, gradient accumulation, warm-up + cosine
+//! schedule, skipping (and counting) non-finite steps, held-out validation,
+//! `latest`/`best` checkpoints and exact resume.
+//!
+//! One optimizer step consumes `grad_accumulation` micro-batches of
+//! `batch_size` samples from the current epoch's shuffled order (the last
+//! step of an epoch may take fewer). Each micro-batch's loss is weighted by
+//! its share of the step's samples, so the accumulated gradient is the mean
+//! over the step's samples whatever the split into micro-batches.
+//!
+//! Determinism: the split, each epoch's order and each micro-batch's
+//! dropout and exploration noise are seeded from (seed, counter) alone, and
+//! parameter ids are stable (`EnergyFlowModel::new`), so the optimizer state
+//! reloads onto the right tensors: a run resumed from a checkpoint computes
+//! the same weights as one that never stopped.
+
+use super::data::{PairData, Split, epoch_order, mix, stream};
+use super::eval::{self, ModelMetrics};
+use super::grads;
+use super::loss::{self, LossParts};
+use super::metrics::{EpochRecord, MetricsLog, StepRecord, peak_rss_mb};
+use super::schedule::Schedule;
+use crate::checkpoint::{self, DataInfo, Meta, TrainState};
+use crate::config::{EnergyConfig, LossKind};
+use crate::device;
+use crate::error::{Error, Result};
+use crate::flow::FlowStats;
+use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Checks that the config fits the data, naming the field when not.
+pub fn check_data_fits(cfg: &EnergyConfig, data: &PairData) -> Result<()> {
+    let fits = |field: &str, want: usize, got: usize, tensor: &str| {
+        if want == got {
+            Ok(())
+        } else {
+            Err(Error::input(format!(
+                "{}: tensor \"{tensor}\" has width {got}, but {field} = {want}",
+                data.origin
+            )))
+        }
+    };
+    fits("input_embedding_dim", cfg.input_embedding_dim, data.input.cols, "input")?;
+    fits(
+        "output_embedding_dim",
+        cfg.output_embedding_dim,
+        data.target.cols,
+        "target",
+    )?;
+    if cfg.train.loss == LossKind::Surface && cfg.input_embedding_dim != cfg.output_embedding_dim {
+        return Err(Error::config(
+            "train.loss",
+            "\"surface\"",
+            format!(
+                "the surface loss maps targets through the input mapper, so it needs input_embedding_dim ({}) = output_embedding_dim ({})",
+                cfg.input_embedding_dim, cfg.output_embedding_dim
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The optimizer the config asks for (every hyper-parameter explicit: burn's
+/// defaults differ from PyTorch's). Clipping is done globally by us.
+fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
+    let t = &cfg.train;
+    AdamWConfig::new()
+        .with_beta_1(t.beta1 as f32)
+        .with_beta_2(t.beta2 as f32)
+        .with_epsilon(t.epsilon as f32)
+        .with_weight_decay(t.weight_decay as f32)
+        .init()
+}
+
+/// Applies the training-mode parameter settings: with the "surface" loss
+/// the input mapper is frozen (MODEL.md s.5: trained, it could collapse
+/// every target onto one surface).
+fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
+    if cfg.train.loss == LossKind::Surface {
+        model.input_mapper = model.input_mapper.set_require_grad(false);
+    }
+    model
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All planned epochs done.
+    Finished,
+    /// `--max-steps` reached.
+    MaxSteps,
+    /// The stop flag (Ctrl-C) was raised.
+    Interrupted,
+}
+
+/// What the caller hears about while a run goes on.
+pub enum Event<'a> {
+    Step(&'a StepRecord),
+    Validated(&'a EpochRecord),
+    Saved { dir: &'a Path, best: bool },
+}
+
+/// Summary of a finished run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub stop: StopReason,
+    pub steps: usize,
+    pub skipped: usize,
+    pub last_val: Option<ModelMetrics>,
+    pub best_val_loss: Option<f64>,
+    pub out: PathBuf,
+}
+
+/// A model in training with everything needed to continue it.
+pub struct Trainer {
+    pub cfg: EnergyConfig,
+    model: EnergyFlowModel,
+    optim: ModuleOptimizer,
+    pub schedule: Schedule,
+    pub state: TrainState,
+    pub split: Split,
+    pub data_info: DataInfo,
+    ws: Workspace,
+    device: Device,
+}
+
+impl Trainer {
+    /// A fresh run on `data` (`device` is a plain device; autodiff is added).
+    pub fn new(cfg: EnergyConfig, data: &PairData, seed: u64, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        check_data_fits(&cfg, data)?;
+        let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
+        let schedule = schedule_for(&cfg, split.train.len());
+        let device = device.clone().autodiff();
+        let model = prepare(EnergyFlowModel::new(&cfg, &device, seed), &cfg);
+        Ok(Trainer {
+            optim: optimizer(&cfg),
+            model,
+            schedule,
+            state: TrainState {
+                seed,
+                step: 0,
+                epoch: 0,
+                batch_in_epoch: 0,
+                skipped: 0,
+                samples_seen: 0,
+                best_val_loss: None,
+                best_step: None,
+                total_steps: schedule.total,
+                epoch_loss_sum: 0.0,
+                epoch_loss_count: 0,
+            },
+            data_info: DataInfo {
+                origin: data.origin.clone(),
+                n: data.len(),
+                val_fraction: cfg.train.val_fraction,
+                seed,
+            },
+            split,
+            cfg,
+            ws: Workspace::default(),
+            device,
+        })
+    }
+
+    /// Continues the run saved in checkpoint folder `ckpt` on `data`, which
+    /// must be the data it was trained on (same number of pairs and widths).
+    pub fn resume(ckpt: &Path, data: &PairData, device: &Device) -> Result<Self> {
+        let meta = checkpoint::read_meta(ckpt)?;
+        let (Some(state), Some(info), Some(opt_name)) = (meta.train.clone(), meta.data.clone(), meta.optimizer.clone())
+        else {
+            return Err(Error::input(format!(
+                "{}: not a training checkpoint (no optimizer or training state); it can be used by infer and eval only",
+                ckpt.display()
+            )));
+        };
+        let cfg = meta.config.clone();
+        check_data_fits(&cfg, data)?;
+        if info.n != data.len() {
+            return Err(Error::input(format!(
+                "{}: {} pairs, but the checkpoint was trained on {} pairs of {}; resume on the same data",
+                data.origin,
+                data.len(),
+                info.n,
+                info.origin
+            )));
+        }
+        let split = Split::new(data.len(), info.val_fraction, info.seed)?;
+        let device = device.clone().autodiff();
+        let mut model = EnergyFlowModel::new(&cfg, &device, state.seed);
+        let wpath = ckpt.join(&meta.weights);
+        checkpoint::load_weights_bytes(&mut model, checkpoint::read_part(ckpt, &meta.weights)?, &wpath)?;
+        let model = prepare(model, &cfg);
+        let bytes = checkpoint::read_part(ckpt, &opt_name)?;
+        let optim = optimizer(&cfg)
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| {
+                Error::input(format!(
+                    "{}: cannot read the optimizer state ({e})",
+                    ckpt.join(&opt_name).display()
+                ))
+            })?;
+        let mut schedule = schedule_for(&cfg, split.train.len());
+        schedule.total = state.total_steps;
+        Ok(Trainer {
+            cfg,
+            model,
+            optim,
+            schedule,
+            state,
+            split,
+            data_info: info,
+            ws: Workspace::default(),
+            device,
+        })
+    }
+
+    /// Re-plans a resumed run for `epochs` epochs in total: the schedule's
+    /// horizon moves, so steps from here on see a different rate than the
+    /// original plan would have given them.
+    pub fn extend_epochs(&mut self, epochs: usize) -> Result<()> {
+        if epochs == self.cfg.train.epochs {
+            return Ok(());
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.train.epochs = epochs;
+        cfg.validate()?;
+        self.schedule = schedule_for(&cfg, self.split.train.len());
+        self.state.total_steps = self.schedule.total;
+        self.cfg = cfg;
+        Ok(())
+    }
+
+    /// The model being trained (on the autodiff device).
+    pub fn model(&self) -> &EnergyFlowModel {
+        &self.model
+    }
+
+    /// Micro-batches per epoch.
+    fn batches_per_epoch(&self) -> usize {
+        self.split.train.len().div_ceil(self.cfg.batch_size)
+    }
+
+    /// The micro-batches of the next optimizer step (row indices).
+    fn next_batches(&self) -> Vec<Vec<usize>> {
+        let order = epoch_order(&self.split.train, self.state.seed, self.state.epoch);
+        let b = self.cfg.batch_size;
+        let per_epoch = self.batches_per_epoch();
+        let first = self.state.batch_in_epoch;
+        let last = (first + self.cfg.train.grad_accumulation).min(per_epoch);
+        (first..last)
+            .map(|j| order[j * b..((j + 1) * b).min(order.len())].to_vec())
+            .collect()
+    }
+
+    /// One optimizer step: forward and backward over the step's
+    /// micro-batches, global clipping, AdamW; or, when the loss or the
+    /// gradient norm is not finite, nothing (the step is counted as skipped
+    /// and the weights and optimizer state stay as they were).
+    pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
+        let t_step = Instant::now();
+        let batches = self.next_batches();
+        let rows: usize = batches.iter().map(Vec::len).sum();
+        let lr = self.schedule.lr_at(self.state.step);
+        let scale = self.cfg.displacement_scale_at(self.state.step);
+        let mut rec = StepRecord {
+            kind: "step".into(),
+            step: self.state.step + 1,
+            epoch: self.state.epoch,
+            lr,
+            samples: rows,
+            ..StepRecord::default()
+        };
+        let mut stats = FlowStats::default();
+        let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
+        let accum = self.cfg.train.grad_accumulation as u64;
+        for (j, idx) in batches.iter().enumerate() {
+            let t0 = Instant::now();
+            let (x, y) = data.gather(idx);
+            let b = idx.len();
+            let x = device::matrix(x, b, data.input.cols, &self.device);
+            let y = device::matrix(y, b, data.target.cols, &self.device);
+            let opts = ForwardOptions {
+                training: true,
+                displacement_scale: scale,
+                noise_seed: mix(self.state.seed, stream::STEP, self.state.step as u64 * accum + j as u64),
+            };
+            let out = self.model.forward(&self.cfg, x, &mut self.ws, &opts)?;
+            let parts: LossParts = match self.cfg.train.loss {
+                LossKind::Embedding => loss::embedding_loss(out.output, y, self.cfg.train.lambda_cos),
+                LossKind::Surface => {
+                    let cosine = loss::row_cosine(out.output, y.clone()).mean();
+                    let mapped = self.model.input_mapper.forward(y, None);
+                    loss::surface_loss(out.surface, mapped, cosine)
+                }
+            };
+            let [l, m, c] = parts.to_host()?;
+            let share = b as f64 / rows as f64;
+            rec.loss += l * share;
+            rec.mse += m * share;
+            rec.cosine += c * share;
+            rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
+            stats.absorb(&out.stats);
+            let t1 = Instant::now();
+            rec.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
+            let g = (parts.loss * share).backward();
+            let g = GradientsParams::from_grads(g, &self.model);
+            acc.accumulate(&self.model, g);
+            rec.backward_ms += t1.elapsed().as_secs_f64() * 1e3;
+        }
+        let t_opt = Instant::now();
+        let mut g = acc.grads();
+        let norm = grads::clip_global(&self.model, &mut g, self.cfg.train.grad_clip)?;
+        rec.grad_norm = norm;
+        rec.skipped = !(rec.loss.is_finite() && norm.is_finite());
+        if rec.skipped {
+            self.state.skipped += 1;
+        } else {
+            self.model = self.optim.step(lr, self.model.clone(), g);
+            self.state.epoch_loss_sum += rec.loss;
+            self.state.epoch_loss_count += 1;
+        }
+        rec.optimizer_ms = t_opt.elapsed().as_secs_f64() * 1e3;
+        self.state.step += 1;
+        self.state.samples_seen += rows;
+        self.state.batch_in_epoch += batches.len();
+        rec.skipped_total = self.state.skipped;
+        rec.flows_created = stats.created;
+        rec.flows_spawned = stats.spawned;
+        rec.flows_dropped = stats.dropped;
+        rec.completed_z0 = stats.completed_z0;
+        rec.completed_zd = stats.completed_zd;
+        rec.completed_projected = stats.completed_projected;
+        rec.completed_final = stats.completed_final;
+        rec.steps_run = stats.steps;
+        rec.mean_steps = stats.mean_steps;
+        rec.cells_covered = stats.cells_covered;
+        rec.step_ms = t_step.elapsed().as_secs_f64() * 1e3;
+        rec.samples_per_s = rows as f64 / t_step.elapsed().as_secs_f64().max(1e-9);
+        rec.peak_rss_mb = peak_rss_mb();
+        Ok(rec)
+    }
+
+    /// True when the current epoch's batches are all used.
+    fn epoch_done(&self) -> bool {
+        self.state.batch_in_epoch >= self.batches_per_epoch()
+    }
+
+    /// Metrics on the held-out split (inference mode).
+    pub fn validate(&self, data: &PairData) -> Result<ModelMetrics> {
+        eval::evaluate(&self.model.valid(), &self.cfg, data, &self.split.val)
+    }
+
+    /// Writes a checkpoint of the current state into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let optim = self
+            .optim
+            .into_bytes()
+            .map_err(|e| Error::Internal(format!("saving the optimizer: {e}")))?;
+        let state = self.state.clone();
+        let meta = Meta {
+            format: checkpoint::FORMAT,
+            config: self.cfg.clone(),
+            weights: String::new(),
+            optimizer: None,
+            train: Some(state),
+            data: Some(self.data_info.clone()),
+        };
+        checkpoint::save(dir, &self.model, Some(&optim), meta)
+    }
+
+    /// Validates, records the result and saves `latest` (and `best` when
+    /// the held-out loss improved).
+    fn validate_and_save(
+        &mut self,
+        data: &PairData,
+        out: &Path,
+        complete: bool,
+        log: &mut MetricsLog,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<ModelMetrics> {
+        let m = self.validate(data)?;
+        let best = m.loss.is_finite() && self.state.best_val_loss.is_none_or(|b| m.loss < b);
+        if best {
+            self.state.best_val_loss = Some(m.loss);
+            self.state.best_step = Some(self.state.step);
+        }
+        let rec = EpochRecord {
+            kind: "epoch".into(),
+            epoch: self.state.epoch,
+            step: self.state.step,
+            complete,
+            train_loss: if self.state.epoch_loss_count > 0 {
+                self.state.epoch_loss_sum / self.state.epoch_loss_count as f64
+            } else {
+                f64::NAN
+            },
+            val_loss: m.loss,
+            val_mse: m.mse,
+            val_cosine: m.cosine,
+            val_n: m.n,
+            best,
+        };
+        log.write(&rec)?;
+        on_event(Event::Validated(&rec));
+        if complete {
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            self.state.epoch_loss_sum = 0.0;
+            self.state.epoch_loss_count = 0;
+        }
+        let latest = out.join("latest");
+        self.save(&latest)?;
+        on_event(Event::Saved {
+            dir: &latest,
+            best: false,
+        });
+        if best {
+            let dir = out.join("best");
+            self.save(&dir)?;
+            on_event(Event::Saved { dir: &dir, best: true });
+        }
+        Ok(m)
+    }
+
+    /// Trains until the planned epochs are done, `max_steps` optimizer
+    /// steps have been taken in total, or `stop` is raised (checked between
+    /// steps: the current step always finishes). Validates and checkpoints
+    /// at every epoch end and once more at the end; appends to
+    /// `out/metrics.jsonl`.
+    pub fn run(
+        &mut self,
+        data: &PairData,
+        out: &Path,
+        max_steps: Option<usize>,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<RunSummary> {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let resumed = (self.state.step > 0).then_some(self.state.step);
+        let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resumed)?;
+        let limit = max_steps.unwrap_or(usize::MAX).min(self.schedule.total);
+        let mut last_val = None;
+        let mut validated_at = None;
+        let stop_reason = loop {
+            if self.state.step >= self.schedule.total {
+                break StopReason::Finished;
+            }
+            if self.state.step >= limit {
+                break StopReason::MaxSteps;
+            }
+            if stop.load(Ordering::SeqCst) {
+                break StopReason::Interrupted;
+            }
+            let rec = self.train_step(data)?;
+            log.write(&rec)?;
+            on_event(Event::Step(&rec));
+            if self.epoch_done() {
+                last_val = Some(self.validate_and_save(data, out, true, &mut log, on_event)?);
+                validated_at = Some(self.state.step);
+            }
+        };
+        if validated_at != Some(self.state.step) {
+            last_val = Some(self.validate_and_save(data, out, false, &mut log, on_event)?);
+        }
+        Ok(RunSummary {
+            stop: stop_reason,
+            steps: self.state.step,
+            skipped: self.state.skipped,
+            last_val,
+            best_val_loss: self.state.best_val_loss,
+            out: out.to_path_buf(),
+        })
+    }
+}
+
+/// The schedule of a run: warm-up and cosine decay over epochs x steps per
+/// epoch.
+fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
+    let per_epoch = n_train.div_ceil(cfg.batch_size).div_ceil(cfg.train.grad_accumulation);
+    Schedule {
+        lr: cfg.train.learning_rate,
+        warmup: cfg.train.warmup_steps,
+        total: (per_epoch * cfg.train.epochs).max(1),
+        min_ratio: cfg.train.min_lr_ratio,
+    }
+}

@@ -1,0 +1,211 @@
+//! Training: exact resume, learning on the synthetic task, skipped
+//! non-finite steps, the metrics file, and architecture checks on resume.
+
+use burn::tensor::Device;
+use energyflow::checkpoint;
+use energyflow::config::{EnergyConfig, Preset};
+use energyflow::io::Matrix;
+use energyflow::train::{PairData, StopReason, Trainer};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// A lattice and network small enough for hundreds of steps in seconds.
+fn tiny_config(dim: usize) -> EnergyConfig {
+    let mut c = EnergyConfig::preset(Preset::Debug);
+    c.lattice_width = 5;
+    c.lattice_height = 4;
+    c.lattice_depth = 4;
+    c.batch_size = 4;
+    c.input_embedding_dim = dim;
+    c.output_embedding_dim = dim;
+    c.mapper_hidden = Some(32);
+    c.neuron_hidden_dim = 8;
+    c.neuron_output_dim = 8;
+    c.carrier_hidden_dim = 16;
+    c.carrier_layers = 2;
+    c.max_active_flows = 400;
+    c.spawn_movement_threshold = 0.2;
+    c.train.warmup_steps = 3;
+    c.train.epochs = 4;
+    c.validate().unwrap();
+    c
+}
+
+/// Every tensor of two safetensors weight files, compared elementwise.
+fn max_weight_diff(a: &Path, b: &Path) -> f32 {
+    let (ba, bb) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let (sa, sb) = (
+        safetensors::SafeTensors::deserialize(&ba).unwrap(),
+        safetensors::SafeTensors::deserialize(&bb).unwrap(),
+    );
+    let mut names = sa.names();
+    names.sort();
+    assert!(names.len() > 10, "{names:?}");
+    let mut worst = 0.0f32;
+    for name in names {
+        let (ta, tb) = (sa.tensor(name).unwrap(), sb.tensor(name).unwrap());
+        assert_eq!(ta.shape(), tb.shape(), "{name}");
+        let f = |d: &[u8]| {
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>()
+        };
+        for (x, y) in f(ta.data()).iter().zip(f(tb.data())) {
+            worst = worst.max((x - y).abs());
+        }
+    }
+    worst
+}
+
+fn weights_of(run: &Path) -> std::path::PathBuf {
+    let ckpt = run.join("latest");
+    let meta = checkpoint::read_meta(&ckpt).unwrap();
+    ckpt.join(meta.weights)
+}
+
+fn run(trainer: &mut Trainer, data: &PairData, out: &Path, max_steps: usize) -> StopReason {
+    let stop = AtomicBool::new(false);
+    trainer
+        .run(data, out, Some(max_steps), &stop, &mut |_| {})
+        .unwrap()
+        .stop
+}
+
+#[test]
+fn resume_continues_exactly() {
+    for accumulation in [1, 2] {
+        let mut cfg = tiny_config(6);
+        cfg.train.grad_accumulation = accumulation;
+        cfg.exploration_noise = 0.1;
+        // 22 training pairs: 6 micro-batches per epoch, so 2N steps cross epochs.
+        let data = PairData::synthetic_rotation(24, 6, 3);
+        let dev = Device::flex();
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let n = 4;
+
+        let mut first = Trainer::new(cfg.clone(), &data, 11, &dev).unwrap();
+        assert_eq!(run(&mut first, &data, &a, n), StopReason::MaxSteps);
+        let mut resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
+        assert_eq!(resumed.state.step, n);
+        run(&mut resumed, &data, &a, 2 * n);
+
+        let mut straight = Trainer::new(cfg, &data, 11, &dev).unwrap();
+        run(&mut straight, &data, &b, 2 * n);
+
+        assert_eq!(resumed.state, straight.state, "accumulation {accumulation}");
+        let diff = max_weight_diff(&weights_of(&a), &weights_of(&b));
+        assert!(diff <= 1e-6, "accumulation {accumulation}: weights differ by {diff}");
+        // A changed model would make the comparison vacuous: check it moved.
+        let fresh = tmp.path().join("fresh");
+        let mut untouched = Trainer::new(tiny_config(6), &data, 11, &dev).unwrap();
+        untouched.save(&fresh.join("latest")).unwrap();
+        assert!(max_weight_diff(&weights_of(&fresh), &weights_of(&b)) > 1e-4);
+    }
+}
+
+#[test]
+fn learns_the_synthetic_rotation() {
+    let mut cfg = tiny_config(8);
+    cfg.batch_size = 16;
+    cfg.train.learning_rate = 3e-3;
+    cfg.train.warmup_steps = 20;
+    cfg.train.epochs = 20;
+    let data = PairData::synthetic_rotation(400, 8, 5);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(cfg, &data, 1, &dev).unwrap();
+    let before = t.validate(&data).unwrap().cosine;
+    let stop = AtomicBool::new(false);
+    let summary = t.run(&data, tmp.path(), Some(300), &stop, &mut |_| {}).unwrap();
+    let after = summary.last_val.unwrap().cosine;
+    eprintln!("held-out cosine {before:.3} -> {after:.3}");
+    assert!(
+        after > before + 0.3 && after > 0.5,
+        "held-out cosine {before:.3} -> {after:.3}"
+    );
+    // Every step wrote a line; every validation too.
+    let lines = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
+    let steps = lines.lines().filter(|l| l.contains("\"kind\":\"step\"")).count();
+    assert_eq!(steps, 300);
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"kind\":\"epoch\"") && l.contains("val_cosine"))
+    );
+}
+
+#[test]
+fn non_finite_steps_are_skipped_and_leave_the_weights_alone() {
+    let cfg = tiny_config(4);
+    let n = 12;
+    let input = Matrix {
+        rows: n,
+        cols: 4,
+        data: (0..n * 4).map(|i| (i as f32 * 0.3).sin()).collect(),
+    };
+    // Targets this large overflow the squared error in f32: the loss is inf.
+    let target = Matrix {
+        rows: n,
+        cols: 4,
+        data: vec![3e38; n * 4],
+    };
+    let data = PairData {
+        input,
+        target,
+        origin: "test:overflow".into(),
+    };
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(cfg, &data, 2, &dev).unwrap();
+    t.save(&tmp.path().join("before")).unwrap();
+    let stop = AtomicBool::new(false);
+    let s = t
+        .run(&data, &tmp.path().join("run"), Some(3), &stop, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.steps, s.skipped), (3, 3));
+    let before = tmp.path().join("before");
+    let before = before.join(checkpoint::read_meta(&before).unwrap().weights);
+    assert_eq!(max_weight_diff(&before, &weights_of(&tmp.path().join("run"))), 0.0);
+    let lines = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().filter(|l| l.contains("\"skipped\":true")).count(), 3);
+}
+
+#[test]
+fn step_records_carry_the_flow_statistics() {
+    let cfg = tiny_config(6);
+    let data = PairData::synthetic_rotation(20, 6, 1);
+    let dev = Device::flex();
+    let mut t = Trainer::new(cfg.clone(), &data, 0, &dev).unwrap();
+    let r = t.train_step(&data).unwrap();
+    let value = serde_json::to_value(&r).unwrap();
+    for key in [
+        "step",
+        "epoch",
+        "loss",
+        "mse",
+        "cosine",
+        "lr",
+        "grad_norm",
+        "skipped",
+        "samples_per_s",
+        "step_ms",
+        "flows_created",
+        "flows_spawned",
+        "flows_dropped",
+        "completed_z0",
+        "completed_zd",
+        "completed_projected",
+        "mean_steps",
+        "peak_rss_mb",
+    ] {
+        assert!(value.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(r.step, 1);
+    assert!(r.flows_created >= cfg.batch_size * cfg.surface_cells());
+    assert_eq!(
+        r.flows_created,
+        r.completed_z0 + r.completed_zd + r.completed_projected + r.completed_final
+    );
+    assert!(r.loss.is_finite() && r.grad_norm > 0.0 && r.peak_rss_mb > 0.0);
+}
