@@ -1,0 +1,224 @@
+//! `energyflow train` and `eval` as a user runs them: the eval line, the
+//! run folder, resume, refusals (exit code 2, one line), Ctrl-C.
+
+use energyflow::io::{Matrix, StoreDtype, save_matrices};
+use energyflow::train::PairData;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const TINY: &str = "lattice_width = 5\nlattice_height = 4\nlattice_depth = 4\nbatch_size = 4\nmapper_hidden = 32\n\
+neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\nmax_active_flows = 400\n\
+[train]\nepochs = 50\n";
+
+fn energyflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    data: PathBuf,
+    out: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let data = dir.path().join("pairs.safetensors");
+    let d = PairData::synthetic_rotation(40, 6, 2);
+    save_matrices(&data, &[("input", &d.input), ("target", &d.target)], StoreDtype::F16).unwrap();
+    let out = dir.path().join("run");
+    Setup {
+        config,
+        data,
+        out,
+        _dir: dir,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn train(st: &Setup, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        s(&st.config),
+        "--data",
+        s(&st.data),
+        "--out",
+        s(&st.out),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    energyflow(&args)
+}
+
+fn assert_refused(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let last = err.trim_end().lines().last().unwrap_or("");
+    assert!(last.contains(needle), "expected {needle:?} in {err:?}");
+    assert!(last.starts_with("energyflow: error:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn step_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .count()
+}
+
+fn eval_line(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in ["n", "loss", "mse", "cosine", "identity_cosine", "linear_cosine"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    v
+}
+
+#[test]
+fn train_resume_and_eval_end_to_end() {
+    let st = setup();
+    let out = train(&st, &["--max-steps", "3", "--seed", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = eval_line(&out);
+    assert_eq!(v["n"], 4);
+    assert!(st.out.join("latest/checkpoint.json").is_file() && st.out.join("best/checkpoint.json").is_file());
+    assert_eq!(step_lines(&st.out), 3);
+
+    // A second fresh run into the same folder is refused.
+    assert_refused(&train(&st, &["--max-steps", "3"]), "--resume");
+
+    let out = train(&st, &["--resume", "--max-steps", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
+    assert_eq!(step_lines(&st.out), 5);
+
+    // A different architecture is refused, naming the fields.
+    let out = energyflow(&[
+        "train",
+        "--preset",
+        "experiment",
+        "--data",
+        s(&st.data),
+        "--out",
+        s(&st.out),
+        "--resume",
+    ]);
+    assert_refused(&out, "lattice_width");
+
+    let out = energyflow(&["eval", "--checkpoint", s(&st.out), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e = eval_line(&out);
+    assert_eq!(e["n"], 4);
+    // identity and linear baselines are real numbers on this task.
+    assert!(e["linear_cosine"].as_f64().unwrap() > 0.3);
+}
+
+#[test]
+fn bad_data_and_flags_are_refused() {
+    let st = setup();
+    let dir = st.data.parent().unwrap();
+    let missing = dir.join("missing.safetensors");
+    let out = energyflow(&["train", "--data", s(&missing), "--out", s(&st.out)]);
+    assert_refused(&out, "missing.safetensors");
+
+    let only_input = dir.join("only.safetensors");
+    let m = Matrix {
+        rows: 4,
+        cols: 6,
+        data: vec![0.1; 24],
+    };
+    save_matrices(&only_input, &[("input", &m)], StoreDtype::F32).unwrap();
+    let out = energyflow(&["train", "--data", s(&only_input), "--out", s(&st.out)]);
+    assert_refused(&out, "no tensor named \"target\"");
+
+    let uneven = dir.join("uneven.safetensors");
+    let t = Matrix {
+        rows: 3,
+        cols: 6,
+        data: vec![0.1; 18],
+    };
+    save_matrices(&uneven, &[("input", &m), ("target", &t)], StoreDtype::F32).unwrap();
+    let out = energyflow(&["train", "--data", s(&uneven), "--out", s(&st.out)]);
+    assert_refused(&out, "3");
+
+    // The config file pins a width the data does not have.
+    let pinned = dir.join("pinned.toml");
+    std::fs::write(&pinned, format!("input_embedding_dim = 10\n{TINY}")).unwrap();
+    let out = energyflow(&[
+        "train",
+        "--config",
+        s(&pinned),
+        "--data",
+        s(&st.data),
+        "--out",
+        s(&st.out),
+    ]);
+    assert_refused(&out, "input_embedding_dim");
+
+    let out = train(&st, &["--val-fraction", "1.5"]);
+    assert_refused(&out, "val_fraction");
+
+    let out = energyflow(&["train", "--resume", "--out", s(&dir.join("nothing"))]);
+    assert_refused(&out, "no checkpoint");
+
+    let out = energyflow(&["eval", "--checkpoint", s(&dir.join("nothing"))]);
+    assert_refused(&out, "not a checkpoint");
+}
+
+#[test]
+fn ctrl_c_finishes_the_step_saves_and_exits() {
+    let st = setup();
+    let child = Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args([
+            "train",
+            "--config",
+            s(&st.config),
+            "--data",
+            s(&st.data),
+            "--out",
+            s(&st.out),
+            "--quiet",
+        ])
+        .args(["--max-steps", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = st.out.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while !(metrics.is_file() && step_lines(&st.out) >= 2) {
+        assert!(t0.elapsed().as_secs() < 120, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(st.out.join("latest/checkpoint.json")).unwrap()).unwrap();
+    let step = meta["train"]["step"].as_u64().unwrap() as usize;
+    assert!(step >= 2 && step < 100_000, "{step}");
+    assert_eq!(
+        step_lines(&st.out),
+        step,
+        "every finished step is logged, and only those"
+    );
+    eval_line(&out);
+}
