@@ -2,6 +2,7 @@
 //! repeated timed runs after a warm-up. Library code: returns figures, the
 //! CLI prints them.
 
+use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::Result;
 use crate::flow::naive::{collect_naive, collect_reference_f64};
@@ -157,6 +158,110 @@ pub fn bench_collect(
         ratio: naive_ms.map(|n| n / optimized_ms),
         max_abs_diff,
         diff_against,
+        runs,
+    })
+}
+
+/// Figures of `bench step`: medians over the timed training steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepBench {
+    pub preset: String,
+    pub batch: usize,
+    /// Flows created per step (median): B*S starting flows plus children.
+    pub flows: usize,
+    /// Propagation steps run per forward (median).
+    pub steps: usize,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub optimizer_ms: f64,
+    /// From the end of the last propagation step until the loss is ready:
+    /// final projection, concatenation, collection, statistics.
+    pub end_of_batch_ms: f64,
+    pub collect_ms: f64,
+    /// Whole optimizer step: forward, loss, backward, clipping, AdamW.
+    pub train_step_ms: f64,
+    /// One inference forward of a batch (no autodiff, no dropout, no noise).
+    pub infer_ms: f64,
+    pub peak_rss_mb: f64,
+    /// Process CPU time over wall time during the timed steps, divided by
+    /// the cores available (1.0 = every core busy all the time).
+    pub cpu_utilisation: f64,
+    pub cores: usize,
+    pub runs: usize,
+}
+
+/// Times `runs` training steps (after `warmup` untimed ones) and `runs`
+/// inference forwards of the config's batch on generated unit-vector
+/// inputs and targets.
+pub fn bench_step(cfg: &EnergyConfig, preset: &str, runs: usize, warmup: usize, dev: &Device) -> Result<StepBench> {
+    use crate::model::{ForwardOptions, Workspace};
+    use crate::train::{PairData, Trainer, metrics};
+    use burn::module::Module;
+
+    let b = cfg.batch_size;
+    // Enough training rows that no batch repeats, plus the held-out tenth.
+    let n = b * (runs + warmup + 1) * 10 / 9 + 2;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut unit_rows = |cols: usize| {
+        let mut data = Vec::with_capacity(n * cols);
+        for _ in 0..n {
+            let row: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
+            data.extend(row.iter().map(|v| v / norm));
+        }
+        crate::io::Matrix { rows: n, cols, data }
+    };
+    let input = unit_rows(cfg.input_embedding_dim);
+    let target = unit_rows(cfg.output_embedding_dim);
+    let data = PairData { input, target, origin: "bench:random".into() };
+    let mut cfg = cfg.clone();
+    cfg.train.epochs = 1_000;
+    let mut trainer = Trainer::new(cfg.clone(), &data, 0, dev)?;
+    for _ in 0..warmup {
+        trainer.train_step(&data)?;
+    }
+    let (wall0, cpu0) = (Instant::now(), metrics::cpu_seconds());
+    let mut recs = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        recs.push(trainer.train_step(&data)?);
+    }
+    let (wall, cpu) = (wall0.elapsed().as_secs_f64(), metrics::cpu_seconds() - cpu0);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let med = |f: &dyn Fn(&crate::train::metrics::StepRecord) -> f64| {
+        let mut v: Vec<f64> = recs.iter().map(f).collect();
+        median(&mut v)
+    };
+    let model = trainer.model().valid();
+    let mut ws = Workspace::default();
+    let opts = ForwardOptions::inference(&cfg);
+    let rows: Vec<usize> = (0..b).collect();
+    let (x, _) = data.gather(&rows);
+    let mut infer = Vec::with_capacity(runs);
+    let plain = model.devices().into_iter().next().unwrap_or_else(|| dev.clone());
+    for r in 0..runs + 1 {
+        let x = device::matrix(x.clone(), b, data.input.cols, &plain);
+        let t = Instant::now();
+        let out = model.forward(&cfg, x, &mut ws, &opts)?;
+        device::to_vec(out.output)?;
+        if r > 0 {
+            infer.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(StepBench {
+        preset: preset.to_string(),
+        batch: b,
+        flows: med(&|r| r.flows_created as f64) as usize,
+        steps: med(&|r| r.steps_run as f64) as usize,
+        forward_ms: med(&|r| r.forward_ms),
+        backward_ms: med(&|r| r.backward_ms),
+        optimizer_ms: med(&|r| r.optimizer_ms),
+        end_of_batch_ms: med(&|r| r.end_of_batch_ms),
+        collect_ms: med(&|r| r.collect_ms),
+        train_step_ms: med(&|r| r.step_ms),
+        infer_ms: median(&mut infer),
+        peak_rss_mb: metrics::peak_rss_mb(),
+        cpu_utilisation: cpu / wall.max(1e-9) / cores as f64,
+        cores,
         runs,
     })
 }

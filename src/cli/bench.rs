@@ -16,6 +16,33 @@ pub enum BenchWhat {
     /// Collection (grouping + segment softmax), forward + backward:
     /// optimized vs the naive baseline.
     Collect(CollectArgs),
+    /// Whole training steps of a preset on generated data: medians of the
+    /// forward, backward, optimizer, end-of-batch and inference times.
+    Step(StepArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StepArgs {
+    /// Preset to time.
+    #[arg(long, value_enum, default_value = "debug")]
+    pub preset: Preset,
+    /// TOML file whose keys override the preset.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Batch size (default: the preset's).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Print one JSON object (the only output format for now).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 #[derive(clap::Args, Debug)]
@@ -51,11 +78,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let cfg = EnergyConfig::preset(a.preset);
             let dev = device::select(a.device)?;
             let r = bench::bench_collect(a.flows, a.samples, cfg.surface_cells(), a.runs, a.naive_limit, &dev)?;
-            println!(
-                "{}",
-                serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?
-            );
-            Ok(())
+            print_json(&r)
+        }
+        BenchWhat::Step(a) => {
+            if a.runs == 0 {
+                return Err(Error::input("bench step: --runs must be > 0"));
+            }
+            let mut cfg = match &a.config {
+                Some(p) => EnergyConfig::from_toml_file(p, a.preset)?,
+                None => EnergyConfig::preset(a.preset),
+            };
+            if let Some(b) = a.batch {
+                cfg.batch_size = b;
+            }
+            cfg.validate()?;
+            let dev = device::select(a.device)?;
+            print_json(&bench::bench_step(&cfg, a.preset.name(), a.runs, a.warmup, &dev)?)
         }
     }
+}
+
+fn print_json<T: serde::Serialize>(r: &T) -> Result<()> {
+    println!("{}", serde_json::to_string(r).map_err(|e| Error::Internal(e.to_string()))?);
+    Ok(())
 }

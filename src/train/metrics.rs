@@ -35,6 +35,8 @@ pub struct StepRecord {
     pub optimizer_ms: f64,
     /// From the end of the last propagation step until the surface is ready.
     pub end_of_batch_ms: f64,
+    /// Collection alone (grouping + segment softmax), part of end_of_batch.
+    pub collect_ms: f64,
     pub flows_created: usize,
     pub flows_spawned: usize,
     pub flows_dropped: usize,
@@ -83,6 +85,18 @@ pub fn peak_rss_mb() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time (user + system) this process has used so far, in seconds
+/// (Linux /proc/self/stat; 0 elsewhere).
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Appends records to `metrics.jsonl`.

@@ -307,6 +307,7 @@ impl Trainer {
             rec.mse += m * share;
             rec.cosine += c * share;
             rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
+            rec.collect_ms += out.timings.collect.as_secs_f64() * 1e3;
             stats.absorb(&out.stats);
             let t1 = Instant::now();
             rec.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
