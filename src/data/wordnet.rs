@@ -57,7 +57,7 @@ pub fn parse_gloss(gloss: &str) -> Option<(String, Vec<String>)> {
         return None;
     }
     let rest = &gloss[start..];
-    if rest.matches('"').count() % 2 != 0 {
+    if !rest.matches('"').count().is_multiple_of(2) {
         return None;
     }
     // Quoted stretches alternate with separators and attributions

@@ -68,7 +68,7 @@ impl ModelFolder {
                 config_path.display()
             )));
         }
-        if bert.num_attention_heads == 0 || bert.hidden_size % bert.num_attention_heads != 0 {
+        if bert.num_attention_heads == 0 || !bert.hidden_size.is_multiple_of(bert.num_attention_heads) {
             return Err(Error::input(format!(
                 "{}: hidden_size {} is not a multiple of num_attention_heads {}",
                 config_path.display(),
