@@ -85,6 +85,15 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Held-out fraction of the data. Default 0.1.
     pub val_fraction: f64,
+    /// Samples per forward/backward pass: a batch is run in chunks of this
+    /// many samples whose gradients are accumulated, so peak memory follows
+    /// the chunk, not the batch. None = the whole batch at once. Flows of
+    /// different samples never interact, except that the capacity
+    /// (max_active_flows) and the early stop apply per chunk.
+    pub micro_batch: Option<usize>,
+    /// burn's gradient checkpointing (recompute memory-bound ops in the
+    /// backward pass instead of keeping their outputs). Default false.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +112,8 @@ impl Default for TrainConfig {
             min_lr_ratio: 0.1,
             epochs: 10,
             val_fraction: 0.1,
+            micro_batch: None,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -221,6 +232,9 @@ impl EnergyConfig {
                 max_active_flows: 200_000,
                 spawn_movement_threshold: 0.5,
                 convergence_patience: 8,
+                // Back-propagating 16 samples through 20 steps of a 512x3
+                // GRU at once needs about 10 GB; two passes of 8 about 5.
+                train: TrainConfig { micro_batch: Some(8), ..TrainConfig::default() },
                 ..base
             },
             Preset::Optimized => EnergyConfig {
@@ -403,6 +417,9 @@ impl EnergyConfig {
         range_f64("train.weight_decay", t.weight_decay, 0.0, 1.0, "[0, 1]")?;
         range_f64("train.grad_clip", t.grad_clip, 0.0, 1e6, "[0, 1e6] (0 disables)")?;
         range_usize("train.grad_accumulation", t.grad_accumulation, 1, 4096)?;
+        if let Some(m) = t.micro_batch {
+            range_usize("train.micro_batch", m, 1, self.batch_size)?;
+        }
         range_usize("train.warmup_steps", t.warmup_steps, 0, 10_000_000)?;
         range_f64("train.min_lr_ratio", t.min_lr_ratio, 0.0, 1.0, "[0, 1]")?;
         range_usize("train.epochs", t.epochs, 1, 1_000_000)?;

@@ -3,13 +3,14 @@
 //! schedule, skipping (and counting) non-finite steps, held-out validation,
 //! `latest`/`best` checkpoints and exact resume.
 //!
-//! One optimizer step consumes `grad_accumulation` micro-batches of
-//! `batch_size` samples from the current epoch's shuffled order (the last
-//! step of an epoch may take fewer). Each micro-batch's loss is weighted by
-//! its share of the step's samples, so the accumulated gradient is the mean
-//! over the step's samples whatever the split into micro-batches.
+//! One optimizer step consumes `grad_accumulation` batches of `batch_size`
+//! samples from the current epoch's shuffled order (the last step of an
+//! epoch may take fewer), each run as one pass or, with `micro_batch`, as
+//! several smaller ones. Each pass's loss is weighted by its share of the
+//! step's samples, so the accumulated gradient is the mean over the step's
+//! samples whatever the split into passes.
 //!
-//! Determinism: the split, each epoch's order and each micro-batch's
+//! Determinism: the split, each epoch's order and each pass's
 //! dropout and exploration noise are seeded from (seed, counter) alone, and
 //! parameter ids are stable (`EnergyFlowModel::new`), so the optimizer state
 //! reloads onto the right tensors: a run resumed from a checkpoint computes
@@ -78,6 +79,12 @@ fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
         .init()
 }
 
+/// The autodiff device of a run.
+fn autodiff(device: &Device, cfg: &EnergyConfig) -> Device {
+    let ad = device.clone().autodiff();
+    if cfg.train.gradient_checkpointing { ad.gradient_checkpointing() } else { ad }
+}
+
 /// Applies the training-mode parameter settings: with the "surface" loss
 /// the input mapper is frozen (MODEL.md s.5: trained, it could collapse
 /// every target onto one surface).
@@ -138,7 +145,7 @@ impl Trainer {
         check_data_fits(&cfg, data)?;
         let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
         let schedule = schedule_for(&cfg, split.train.len());
-        let device = device.clone().autodiff();
+        let device = autodiff(device, &cfg);
         let model = prepare(EnergyFlowModel::new(&cfg, &device, seed), &cfg);
         Ok(Trainer {
             optim: optimizer(&cfg),
@@ -193,7 +200,7 @@ impl Trainer {
             )));
         }
         let split = Split::new(data.len(), info.val_fraction, info.seed)?;
-        let device = device.clone().autodiff();
+        let device = autodiff(device, &cfg);
         let mut model = EnergyFlowModel::new(&cfg, &device, state.seed);
         let wpath = ckpt.join(&meta.weights);
         checkpoint::load_weights_bytes(&mut model, checkpoint::read_part(ckpt, &meta.weights)?, &wpath)?;
@@ -248,7 +255,7 @@ impl Trainer {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
 
-    /// The micro-batches of the next optimizer step (row indices).
+    /// The batches of the next optimizer step (row indices).
     fn next_batches(&self) -> Vec<Vec<usize>> {
         let order = epoch_order(&self.split.train, self.state.seed, self.state.epoch);
         let b = self.cfg.batch_size;
@@ -261,7 +268,7 @@ impl Trainer {
     }
 
     /// One optimizer step: forward and backward over the step's
-    /// micro-batches, global clipping, AdamW; or, when the loss or the
+    /// passes, global clipping, AdamW; or, when the loss or the
     /// gradient norm is not finite, nothing (the step is counted as skipped
     /// and the weights and optimizer state stay as they were).
     pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
@@ -280,8 +287,11 @@ impl Trainer {
         };
         let mut stats = FlowStats::default();
         let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
-        let accum = self.cfg.train.grad_accumulation as u64;
-        for (j, idx) in batches.iter().enumerate() {
+        let chunk = self.cfg.train.micro_batch.unwrap_or(self.cfg.batch_size);
+        let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(chunk)).collect();
+        // Room for any number of passes per step in the noise-seed counter.
+        let per_step = (self.cfg.train.grad_accumulation * self.cfg.batch_size) as u64;
+        for (j, idx) in passes.into_iter().enumerate() {
             let t0 = Instant::now();
             let (x, y) = data.gather(idx);
             let b = idx.len();
@@ -290,7 +300,7 @@ impl Trainer {
             let opts = ForwardOptions {
                 training: true,
                 displacement_scale: scale,
-                noise_seed: mix(self.state.seed, stream::STEP, self.state.step as u64 * accum + j as u64),
+                noise_seed: mix(self.state.seed, stream::STEP, self.state.step as u64 * per_step + j as u64),
             };
             let out = self.model.forward(&self.cfg, x, &mut self.ws, &opts)?;
             let parts: LossParts = match self.cfg.train.loss {
