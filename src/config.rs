@@ -83,6 +83,11 @@ pub struct TrainConfig {
     pub min_lr_ratio: f64,
     /// Epochs over the training split. Default 10.
     pub epochs: usize,
+    /// Optimizer steps planned for the run when fewer than `epochs` would
+    /// take: the run's length and the schedule's horizon. None (default) =
+    /// epochs x steps per epoch. The debug preset sets 150, so that its run
+    /// on the bundled data takes minutes on two cores.
+    pub steps: Option<usize>,
     /// Held-out fraction of the data. Default 0.1.
     pub val_fraction: f64,
     /// Samples per forward/backward pass: a batch is run in chunks of this
@@ -111,6 +116,7 @@ impl Default for TrainConfig {
             warmup_steps: 100,
             min_lr_ratio: 0.1,
             epochs: 10,
+            steps: None,
             val_fraction: 0.1,
             micro_batch: None,
             gradient_checkpointing: false,
@@ -221,7 +227,7 @@ impl EnergyConfig {
             train: TrainConfig::default(),
         };
         match p {
-            Preset::Debug => base,
+            Preset::Debug => EnergyConfig { train: TrainConfig { steps: Some(150), ..TrainConfig::default() }, ..base },
             Preset::Experiment => EnergyConfig {
                 lattice_width: 28,
                 lattice_height: 28,
@@ -423,6 +429,9 @@ impl EnergyConfig {
         range_usize("train.warmup_steps", t.warmup_steps, 0, 10_000_000)?;
         range_f64("train.min_lr_ratio", t.min_lr_ratio, 0.0, 1.0, "[0, 1]")?;
         range_usize("train.epochs", t.epochs, 1, 1_000_000)?;
+        if let Some(n) = t.steps {
+            range_usize("train.steps", n, 1, 1_000_000_000)?;
+        }
         if !t.val_fraction.is_finite() || t.val_fraction <= 0.0 || t.val_fraction >= 1.0 {
             return Err(Error::config(
                 "train.val_fraction",

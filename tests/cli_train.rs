@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 const TINY: &str = "lattice_width = 5\nlattice_height = 4\nlattice_depth = 4\nbatch_size = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\nmax_active_flows = 400\n\
-[train]\nepochs = 50\n";
+[train]\nepochs = 50\nsteps = 1000000\n";
 
 fn energyflow(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_energyflow"))
@@ -191,7 +191,7 @@ fn ctrl_c_finishes_the_step_saves_and_exits() {
             s(&st.out),
             "--quiet",
         ])
-        .args(["--max-steps", "100000"])
+        .args(["--max-steps", "100000", "--epochs", "100000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

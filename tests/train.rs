@@ -27,6 +27,7 @@ fn tiny_config(dim: usize) -> EnergyConfig {
     c.spawn_movement_threshold = 0.2;
     c.train.warmup_steps = 3;
     c.train.epochs = 4;
+    c.train.steps = None;
     c.validate().unwrap();
     c
 }

@@ -493,13 +493,13 @@ impl Trainer {
 }
 
 /// The schedule of a run: warm-up and cosine decay over epochs x steps per
-/// epoch.
+/// epoch, or `train.steps` when that is fewer.
 fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
     let per_epoch = n_train.div_ceil(cfg.batch_size).div_ceil(cfg.train.grad_accumulation);
     Schedule {
         lr: cfg.train.learning_rate,
         warmup: cfg.train.warmup_steps,
-        total: (per_epoch * cfg.train.epochs).max(1),
+        total: (per_epoch * cfg.train.epochs).min(cfg.train.steps.unwrap_or(usize::MAX)).max(1),
         min_ratio: cfg.train.min_lr_ratio,
     }
 }
