@@ -28,6 +28,7 @@ fn tiny_config(dim: usize) -> EnergyConfig {
     c.train.warmup_steps = 3;
     c.train.epochs = 4;
     c.train.steps = None;
+    c.train.micro_batch = None;
     c.validate().unwrap();
     c
 }
@@ -74,9 +75,10 @@ fn run(trainer: &mut Trainer, data: &PairData, out: &Path, max_steps: usize) -> 
 
 #[test]
 fn resume_continues_exactly() {
-    for accumulation in [1, 2] {
+    for (accumulation, micro) in [(1, None), (2, None), (1, Some(3))] {
         let mut cfg = tiny_config(6);
         cfg.train.grad_accumulation = accumulation;
+        cfg.train.micro_batch = micro;
         cfg.exploration_noise = 0.1;
         // 22 training pairs: 6 micro-batches per epoch, so 2N steps cross epochs.
         let data = PairData::synthetic_rotation(24, 6, 3);

@@ -267,6 +267,18 @@ impl Trainer {
             .collect()
     }
 
+    /// The config of one pass of `samples` samples. A pass smaller than the
+    /// batch (`micro_batch`) gets its share of `max_active_flows`, so each
+    /// sample has the same room for children as in a whole-batch pass.
+    fn pass_config(&self, samples: usize) -> EnergyConfig {
+        let mut c = self.cfg.clone();
+        if samples < c.batch_size {
+            let share = c.max_active_flows * samples / c.batch_size;
+            c.max_active_flows = share.max(samples * c.surface_cells());
+        }
+        c
+    }
+
     /// One optimizer step: forward and backward over the step's
     /// passes, global clipping, AdamW; or, when the loss or the
     /// gradient norm is not finite, nothing (the step is counted as skipped
@@ -302,7 +314,7 @@ impl Trainer {
                 displacement_scale: scale,
                 noise_seed: mix(self.state.seed, stream::STEP, self.state.step as u64 * per_step + j as u64),
             };
-            let out = self.model.forward(&self.cfg, x, &mut self.ws, &opts)?;
+            let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
             let parts: LossParts = match self.cfg.train.loss {
                 LossKind::Embedding => loss::embedding_loss(out.output, y, self.cfg.train.lambda_cos),
                 LossKind::Surface => {
