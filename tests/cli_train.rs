@@ -117,6 +117,15 @@ fn train_resume_and_eval_end_to_end() {
     ]);
     assert_refused(&out, "lattice_width");
 
+    // --overwrite starts over (old checkpoints gone); --epochs plans by
+    // epochs: 36 training pairs in batches of 4 are 9 steps per epoch.
+    let out = train(&st, &["--overwrite", "--epochs", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9 steps planned"));
+    assert_eq!(step_lines(&st.out), 9);
+    let meta = std::fs::read_to_string(st.out.join("latest/checkpoint.json")).unwrap();
+    assert!(meta.contains("\"step\": 9"), "{meta}");
+
     let out = energyflow(&["eval", "--checkpoint", s(&st.out), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let e = eval_line(&out);

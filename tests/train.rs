@@ -212,3 +212,45 @@ fn step_records_carry_the_flow_statistics() {
     );
     assert!(r.loss.is_finite() && r.grad_norm > 0.0 && r.peak_rss_mb > 0.0);
 }
+
+#[test]
+fn surface_loss_keeps_the_input_mapper_frozen() {
+    let mut cfg = tiny_config(6);
+    cfg.train.loss = energyflow::config::LossKind::Surface;
+    let data = PairData::synthetic_rotation(24, 6, 4);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    t.save(&tmp.path().join("before")).unwrap();
+    let s = t
+        .run(
+            &data,
+            &tmp.path().join("run"),
+            Some(3),
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.steps, s.skipped), (3, 0));
+    let read = |dir: &Path| {
+        let meta = checkpoint::read_meta(dir).unwrap();
+        std::fs::read(dir.join(meta.weights)).unwrap()
+    };
+    let (before, after) = (read(&tmp.path().join("before")), read(&tmp.path().join("run/latest")));
+    let (before, after) = (
+        safetensors::SafeTensors::deserialize(&before).unwrap(),
+        safetensors::SafeTensors::deserialize(&after).unwrap(),
+    );
+    let (mut mapper, mut carrier) = (0, 0);
+    for name in before.names() {
+        let same = before.tensor(name).unwrap().data() == after.tensor(name).unwrap().data();
+        if name.starts_with("input_mapper") {
+            assert!(same, "{name} changed under the surface loss");
+            mapper += 1;
+        } else if name.starts_with("carrier") && !same {
+            carrier += 1;
+        }
+    }
+    assert!(mapper > 5, "mapper tensors found: {mapper}");
+    assert!(carrier > 0, "the carrier must still learn");
+}

@@ -10,6 +10,7 @@ use crate::device::{self, DeviceKind};
 use crate::error::{Error, Result};
 use crate::train::data::{SYNTHETIC_PAIRS, SYNTHETIC_SEED, bundled_path};
 use crate::train::{Event, PairData, StopReason, Trainer};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +29,8 @@ pub struct TrainArgs {
     /// data/wordnet-pairs.safetensors.
     #[arg(long)]
     pub data: Option<String>,
-    /// Epochs (overrides train.epochs; sets the schedule's horizon).
+    /// Epochs (overrides train.epochs and clears train.steps: the run and
+    /// its schedule last this many epochs).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Stop after this many optimizer steps in total (the schedule is not
@@ -74,7 +76,9 @@ fn base_config(args: &TrainArgs) -> Result<(EnergyConfig, toml::Table)> {
         None => (EnergyConfig::preset(preset), toml::Table::new()),
     };
     if let Some(e) = args.epochs {
+        // Asking for epochs means planning by epochs: no step budget.
         cfg.train.epochs = e;
+        cfg.train.steps = None;
     }
     if let Some(v) = args.val_fraction {
         cfg.train.val_fraction = v;
@@ -125,51 +129,71 @@ fn load_data(args: &TrainArgs) -> Result<PairData> {
     }
 }
 
-pub fn run(args: &TrainArgs) -> Result<()> {
-    let dev = device::select(args.device)?;
+/// The trainer and data of `--resume`: the run in OUT/latest, on the data
+/// it recorded unless --data says otherwise.
+fn resume(args: &TrainArgs, dev: &Device) -> Result<(Trainer, PairData)> {
     let latest = args.out.join("latest");
-    let mut trainer = if args.resume {
-        let ckpt = checkpoint::resolve(&latest)
-            .map_err(|_| Error::input(format!("--resume: {} holds no checkpoint to resume", latest.display())))?;
-        let meta = checkpoint::read_meta(&ckpt)?;
-        let data = match (&args.data, &meta.data) {
-            (None, Some(info)) => PairData::from_origin(&info.origin)?,
-            _ => load_data(args)?,
-        };
-        if args.preset.is_some() || args.config.is_some() {
-            let wanted = requested_config(args, &data)?;
-            let diff = checkpoint::architecture_mismatch(&meta.config, &wanted);
-            if !diff.is_empty() {
-                return Err(Error::input(format!(
-                    "{}: the checkpoint's architecture differs from the requested config: {}",
-                    ckpt.display(),
-                    diff.join(", ")
-                )));
-            }
-        }
-        let mut t = Trainer::resume(&ckpt, &data, &dev)?;
-        if let Some(e) = args.epochs {
-            t.extend_epochs(e)?;
-        }
-        eprintln!(
-            "energyflow train: resuming {} at step {} (epoch {})",
-            args.out.display(),
-            t.state.step,
-            t.state.epoch
-        );
-        (t, data)
-    } else {
-        if latest.join(checkpoint::META_FILE).is_file() && !args.overwrite {
+    let ckpt = checkpoint::resolve(&latest)
+        .map_err(|_| Error::input(format!("--resume: {} holds no checkpoint to resume", latest.display())))?;
+    let meta = checkpoint::read_meta(&ckpt)?;
+    let data = match (&args.data, &meta.data) {
+        (None, Some(info)) => PairData::from_origin(&info.origin)?,
+        _ => load_data(args)?,
+    };
+    if args.preset.is_some() || args.config.is_some() {
+        let wanted = requested_config(args, &data)?;
+        let diff = checkpoint::architecture_mismatch(&meta.config, &wanted);
+        if !diff.is_empty() {
             return Err(Error::input(format!(
-                "{} already holds a run; pass --resume to continue it, --overwrite to start over, or another --out",
-                args.out.display()
+                "{}: the checkpoint's architecture differs from the requested config: {}",
+                ckpt.display(),
+                diff.join(", ")
             )));
         }
-        let data = load_data(args)?;
-        let cfg = requested_config(args, &data)?;
-        (Trainer::new(cfg, &data, args.seed, &dev)?, data)
+    }
+    let mut t = Trainer::resume(&ckpt, &data, dev)?;
+    if let Some(e) = args.epochs {
+        t.extend_epochs(e)?;
+    }
+    eprintln!(
+        "energyflow train: resuming {} at step {} (epoch {})",
+        args.out.display(),
+        t.state.step,
+        t.state.epoch
+    );
+    Ok((t, data))
+}
+
+/// The trainer and data of a fresh run. OUT must not hold a run, unless
+/// --overwrite, which removes the old checkpoints once the new run is set up.
+fn fresh(args: &TrainArgs, dev: &Device) -> Result<(Trainer, PairData)> {
+    if args.out.join("latest").join(checkpoint::META_FILE).is_file() && !args.overwrite {
+        return Err(Error::input(format!(
+            "{} already holds a run; pass --resume to continue it, --overwrite to start over, or another --out",
+            args.out.display()
+        )));
+    }
+    let data = load_data(args)?;
+    let trainer = Trainer::new(requested_config(args, &data)?, &data, args.seed, dev)?;
+    if args.overwrite {
+        // The old run's checkpoints must not pass for the new run's.
+        for sub in ["latest", "best"] {
+            let dir = args.out.join(sub);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+        }
+    }
+    Ok((trainer, data))
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let dev = device::select(args.device)?;
+    let (mut trainer, data) = if args.resume {
+        resume(args, &dev)?
+    } else {
+        fresh(args, &dev)?
     };
-    let (trainer, data) = (&mut trainer.0, &trainer.1);
     let cfg = trainer.cfg.clone();
     eprintln!(
         "energyflow train: {} pairs ({} train / {} held out) from {}; lattice {}x{}x{}, batch {}, {} steps planned; out {}",
@@ -240,7 +264,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         Event::Saved { .. } => {}
     };
-    let summary = trainer.run(data, &args.out, args.max_steps, &stop, &mut on_event)?;
+    let summary = trainer.run(&data, &args.out, args.max_steps, &stop, &mut on_event)?;
     bar.finish_and_clear();
     let why = match summary.stop {
         StopReason::Finished => "all epochs done",
@@ -253,6 +277,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         summary.skipped,
         args.out.display()
     );
-    let (report, _) = report_for(&args.out, Some(data), &dev)?;
+    let (report, _) = report_for(&args.out, Some(&data), &dev)?;
     print_report(&report, true)
 }

@@ -82,7 +82,11 @@ fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
 /// The autodiff device of a run.
 fn autodiff(device: &Device, cfg: &EnergyConfig) -> Device {
     let ad = device.clone().autodiff();
-    if cfg.train.gradient_checkpointing { ad.gradient_checkpointing() } else { ad }
+    if cfg.train.gradient_checkpointing {
+        ad.gradient_checkpointing()
+    } else {
+        ad
+    }
 }
 
 /// Applies the training-mode parameter settings: with the "surface" loss
@@ -229,15 +233,16 @@ impl Trainer {
         })
     }
 
-    /// Re-plans a resumed run for `epochs` epochs in total: the schedule's
-    /// horizon moves, so steps from here on see a different rate than the
-    /// original plan would have given them.
+    /// Re-plans a resumed run for `epochs` epochs in total (and no step
+    /// budget): the schedule's horizon moves, so steps from here on see a
+    /// different rate than the original plan would have given them.
     pub fn extend_epochs(&mut self, epochs: usize) -> Result<()> {
-        if epochs == self.cfg.train.epochs {
+        if epochs == self.cfg.train.epochs && self.cfg.train.steps.is_none() {
             return Ok(());
         }
         let mut cfg = self.cfg.clone();
         cfg.train.epochs = epochs;
+        cfg.train.steps = None;
         cfg.validate()?;
         self.schedule = schedule_for(&cfg, self.split.train.len());
         self.state.total_steps = self.schedule.total;
@@ -312,7 +317,11 @@ impl Trainer {
             let opts = ForwardOptions {
                 training: true,
                 displacement_scale: scale,
-                noise_seed: mix(self.state.seed, stream::STEP, self.state.step as u64 * per_step + j as u64),
+                noise_seed: mix(
+                    self.state.seed,
+                    stream::STEP,
+                    self.state.step as u64 * per_step + j as u64,
+                ),
             };
             let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
             let parts: LossParts = match self.cfg.train.loss {
@@ -511,7 +520,9 @@ fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
     Schedule {
         lr: cfg.train.learning_rate,
         warmup: cfg.train.warmup_steps,
-        total: (per_epoch * cfg.train.epochs).min(cfg.train.steps.unwrap_or(usize::MAX)).max(1),
+        total: (per_epoch * cfg.train.epochs)
+            .min(cfg.train.steps.unwrap_or(usize::MAX))
+            .max(1),
         min_ratio: cfg.train.min_lr_ratio,
     }
 }
