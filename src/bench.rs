@@ -213,7 +213,11 @@ pub fn bench_step(cfg: &EnergyConfig, preset: &str, runs: usize, warmup: usize, 
     };
     let input = unit_rows(cfg.input_embedding_dim);
     let target = unit_rows(cfg.output_embedding_dim);
-    let data = PairData { input, target, origin: "bench:random".into() };
+    let data = PairData {
+        input,
+        target,
+        origin: "bench:random".into(),
+    };
     let mut cfg = cfg.clone();
     cfg.train.epochs = 1_000;
     let mut trainer = Trainer::new(cfg.clone(), &data, 0, dev)?;

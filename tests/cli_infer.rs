@@ -3,14 +3,9 @@
 
 use energyflow::io::{Matrix, StoreDtype, load_matrix, save_matrices};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn energyflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_energyflow"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
+mod common;
+use common::{assert_refused, energyflow};
 
 fn write(path: &Path, name: &str, rows: usize, cols: usize, f: impl Fn(usize) -> f32, dtype: StoreDtype) {
     let m = Matrix {
@@ -19,14 +14,6 @@ fn write(path: &Path, name: &str, rows: usize, cols: usize, f: impl Fn(usize) ->
         data: (0..rows * cols).map(f).collect(),
     };
     save_matrices(path, &[(name, &m)], dtype).unwrap();
-}
-
-fn assert_refused(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

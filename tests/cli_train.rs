@@ -6,16 +6,12 @@ use energyflow::train::PairData;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::{assert_refused, energyflow};
+
 const TINY: &str = "lattice_width = 5\nlattice_height = 4\nlattice_depth = 4\nbatch_size = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\nmax_active_flows = 400\n\
 [train]\nepochs = 50\nsteps = 1000000\n";
-
-fn energyflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_energyflow"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -44,8 +40,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn train(st: &Setup, extra: &[&str]) -> Output {
-    let mut args = vec![
+/// The arguments of a quiet training run of the tiny config on the setup.
+fn train_args(st: &Setup) -> Vec<&str> {
+    vec![
         "train",
         "--config",
         s(&st.config),
@@ -54,18 +51,13 @@ fn train(st: &Setup, extra: &[&str]) -> Output {
         "--out",
         s(&st.out),
         "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    energyflow(&args)
+    ]
 }
 
-fn assert_refused(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    let last = err.trim_end().lines().last().unwrap_or("");
-    assert!(last.contains(needle), "expected {needle:?} in {err:?}");
-    assert!(last.starts_with("energyflow: error:"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+fn train(st: &Setup, extra: &[&str]) -> Output {
+    let mut args = train_args(st);
+    args.extend_from_slice(extra);
+    energyflow(&args)
 }
 
 fn step_lines(run: &Path) -> usize {
@@ -190,16 +182,7 @@ fn bad_data_and_flags_are_refused() {
 fn ctrl_c_finishes_the_step_saves_and_exits() {
     let st = setup();
     let child = Command::new(env!("CARGO_BIN_EXE_energyflow"))
-        .args([
-            "train",
-            "--config",
-            s(&st.config),
-            "--data",
-            s(&st.data),
-            "--out",
-            s(&st.out),
-            "--quiet",
-        ])
+        .args(train_args(&st))
         .args(["--max-steps", "100000", "--epochs", "100000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

