@@ -207,7 +207,8 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)
 /// Architecture fields that differ between a checkpoint's config `a` and a
 /// requested config `b`, as "field (a vs b)".
 pub fn architecture_mismatch(a: &EnergyConfig, b: &EnergyConfig) -> Vec<String> {
-    let fields: [(&str, fn(&EnergyConfig) -> usize); 9] = [
+    type Field = (&'static str, fn(&EnergyConfig) -> usize);
+    let fields: [Field; 9] = [
         ("lattice_width", |c| c.lattice_width),
         ("lattice_height", |c| c.lattice_height),
         ("input_embedding_dim", |c| c.input_embedding_dim),

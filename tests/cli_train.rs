@@ -206,7 +206,7 @@ fn ctrl_c_finishes_the_step_saves_and_exits() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(st.out.join("latest/checkpoint.json")).unwrap()).unwrap();
     let step = meta["train"]["step"].as_u64().unwrap() as usize;
-    assert!(step >= 2 && step < 100_000, "{step}");
+    assert!((2..100_000).contains(&step), "{step}");
     assert_eq!(
         step_lines(&st.out),
         step,

@@ -15,7 +15,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal, Uniform};
+use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
 
 /// How a Linear layer's weight is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -77,22 +77,7 @@ impl Init {
     /// modified Gram-Schmidt in f64, signs fixed so the draw is uniform.
     fn orthogonal_vec(&mut self, rows: usize, cols: usize) -> Vec<f32> {
         let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
-        // m vectors of length n, orthonormalised.
-        let normal = Normal::new(0.0f64, 1.0).expect("valid");
-        let mut q: Vec<Vec<f64>> = (0..m)
-            .map(|_| (0..n).map(|_| normal.sample(&mut self.rng)).collect())
-            .collect();
-        for j in 0..m {
-            for k in 0..j {
-                let (head, tail) = q.split_at_mut(j);
-                let dot: f64 = head[k].iter().zip(tail[0].iter()).map(|(a, b)| a * b).sum();
-                for (x, y) in tail[0].iter_mut().zip(&head[k]) {
-                    *x -= dot * y;
-                }
-            }
-            let norm = q[j].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
-            q[j].iter_mut().for_each(|x| *x /= norm);
-        }
+        let q = random_orthonormal(m, n, &mut self.rng);
         let mut out = vec![0.0f32; rows * cols];
         for r in 0..rows {
             for c in 0..cols {
@@ -133,6 +118,26 @@ impl Init {
             bias: Some(self.param(bias, [d_out])),
         }
     }
+}
+
+/// `m` orthonormal vectors of length `n` (m <= n): modified Gram-Schmidt
+/// of Gaussian draws in f64, which gives a uniformly (Haar) distributed
+/// frame.
+pub fn random_orthonormal(m: usize, n: usize, rng: &mut StdRng) -> Vec<Vec<f64>> {
+    let mut q: Vec<Vec<f64>> = (0..m)
+        .map(|_| (0..n).map(|_| StandardNormal.sample(&mut *rng)).collect())
+        .collect();
+    for j in 0..m {
+        let (head, tail) = q.split_at_mut(j);
+        let v = &mut tail[0];
+        for u in head.iter() {
+            let dot: f64 = u.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(x, y)| *x -= dot * y);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    q
 }
 
 /// Inverted dropout whose masks come from a host RNG (see module docs).

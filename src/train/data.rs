@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::{Matrix, read_file, read_matrix};
+use crate::model::layers::random_orthonormal;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -85,7 +86,7 @@ impl PairData {
     /// linear map solves it exactly, so it shows whether the model learns.
     pub fn synthetic_rotation(n: usize, dim: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let rotation = random_orthogonal(dim, &mut rng);
+        let rotation: Vec<f64> = random_orthonormal(dim, dim, &mut rng).into_iter().flatten().collect();
         let mut input = Vec::with_capacity(n * dim);
         let mut target = Vec::with_capacity(n * dim);
         for _ in 0..n {
@@ -155,24 +156,6 @@ impl PairData {
         }
         Self::load(Path::new(origin))
     }
-}
-
-/// A dim x dim orthogonal matrix (row-major): Gram-Schmidt of a Gaussian one.
-fn random_orthogonal(dim: usize, rng: &mut StdRng) -> Vec<f64> {
-    let mut q: Vec<Vec<f64>> = (0..dim)
-        .map(|_| (0..dim).map(|_| StandardNormal.sample(&mut *rng)).collect())
-        .collect();
-    for j in 0..dim {
-        for k in 0..j {
-            let dot: f64 = (0..dim).map(|i| q[j][i] * q[k][i]).sum();
-            for i in 0..dim {
-                q[j][i] -= dot * q[k][i];
-            }
-        }
-        let norm = q[j].iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
-        q[j].iter_mut().for_each(|a| *a /= norm);
-    }
-    q.into_iter().flatten().collect()
 }
 
 /// SplitMix64 finaliser: mixes a seed with a purpose/counter into a fresh
