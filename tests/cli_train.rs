@@ -85,6 +85,9 @@ fn train_resume_and_eval_end_to_end() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = eval_line(&out);
     assert_eq!(v["n"], 4);
+    // train's closing line is exactly what eval says of the run's best/.
+    let e = energyflow(&["eval", "--checkpoint", s(&st.out), "--json"]);
+    assert_eq!(eval_line(&e), v);
     assert!(st.out.join("latest/checkpoint.json").is_file() && st.out.join("best/checkpoint.json").is_file());
     assert_eq!(step_lines(&st.out), 3);
 

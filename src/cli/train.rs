@@ -9,6 +9,7 @@ use crate::config::{EnergyConfig, LossKind, Preset};
 use crate::device::{self, DeviceKind};
 use crate::error::{Error, Result};
 use crate::train::data::{SYNTHETIC_PAIRS, SYNTHETIC_SEED, bundled_path};
+use crate::train::eval::with_baselines;
 use crate::train::{Event, PairData, StopReason, Trainer};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -277,6 +278,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         summary.skipped,
         args.out.display()
     );
-    let (report, _) = report_for(&args.out, Some(&data), &dev)?;
+    // The eval line is that of best/. When best/ is the model just
+    // validated, its metrics are known: only the baselines remain to do.
+    let report = match summary.last_val {
+        Some(m) if trainer.state.best_step == Some(trainer.state.step) => {
+            with_baselines(m, &data, &trainer.split.train, &trainer.split.val)?
+        }
+        _ => report_for(&args.out, Some(&data), &dev)?.0,
+    };
     print_report(&report, true)
 }

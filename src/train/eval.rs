@@ -252,7 +252,12 @@ pub fn report(
     train: &[usize],
     val: &[usize],
 ) -> Result<EvalReport> {
-    let m = evaluate(model, cfg, data, val)?;
+    with_baselines(evaluate(model, cfg, data, val)?, data, train, val)
+}
+
+/// The report of model metrics `m` (measured on `val`) next to the
+/// baselines on the same rows.
+pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[usize]) -> Result<EvalReport> {
     let ridge = Ridge::fit(data, train)?;
     Ok(EvalReport {
         n: m.n,
