@@ -20,8 +20,10 @@ pub struct InferArgs {
     /// Where to write tensor "output" [N, E_out] (f32).
     #[arg(long)]
     pub output: PathBuf,
-    /// Checkpoint (or training run) folder; without it, seeded random weights.
-    #[arg(long)]
+    /// Checkpoint (or training run) folder; without it, seeded random
+    /// weights. A checkpoint carries its own config, so --preset and
+    /// --config are refused with it rather than silently ignored.
+    #[arg(long, conflicts_with_all = ["preset", "config"])]
     pub checkpoint: Option<PathBuf>,
     /// Seed of the random weights (without --checkpoint).
     #[arg(long, default_value_t = 0)]
