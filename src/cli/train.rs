@@ -268,7 +268,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = trainer.run(&data, &args.out, args.max_steps, &stop, &mut on_event)?;
     bar.finish_and_clear();
     let why = match summary.stop {
-        StopReason::Finished => "all epochs done",
+        StopReason::Finished => "all planned steps done",
         StopReason::MaxSteps => "--max-steps reached",
         StopReason::Interrupted => "interrupted",
     };

@@ -103,7 +103,7 @@ fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
-    /// All planned epochs done.
+    /// All planned steps done (epochs, or train.steps).
     Finished,
     /// `--max-steps` reached.
     MaxSteps,
