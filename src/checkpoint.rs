@@ -198,10 +198,16 @@ pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
 pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)> {
     let ckpt = resolve(dir)?;
     let meta = read_meta(&ckpt)?;
+    Ok((model_from(&ckpt, &meta, device)?, meta))
+}
+
+/// The model of checkpoint folder `ckpt` (described by `meta`) on `device`.
+pub fn model_from(ckpt: &Path, meta: &Meta, device: &Device) -> Result<EnergyFlowModel> {
+    // The seed only draws initial weights, which the file then replaces.
     let mut model = EnergyFlowModel::new(&meta.config, device, 0);
-    let bytes = read_part(&ckpt, &meta.weights)?;
+    let bytes = read_part(ckpt, &meta.weights)?;
     load_weights_bytes(&mut model, bytes, &ckpt.join(&meta.weights))?;
-    Ok((model, meta))
+    Ok(model)
 }
 
 /// Architecture fields that differ between a checkpoint's config `a` and a

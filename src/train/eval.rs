@@ -16,7 +16,7 @@
 
 use super::data::PairData;
 use super::loss;
-use crate::config::{EnergyConfig, LossKind};
+use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
@@ -49,13 +49,7 @@ pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, id
         let x = device::matrix(x, b, data.input.cols, &dev);
         let y = device::matrix(y, b, data.target.cols, &dev);
         let out = model.forward(cfg, x, &mut ws, &opts)?;
-        let parts = match cfg.train.loss {
-            LossKind::Embedding => loss::embedding_loss(out.output, y, cfg.train.lambda_cos),
-            LossKind::Surface => {
-                let cosine = loss::row_cosine(out.output, y.clone()).mean();
-                loss::surface_loss(out.surface, model.input_mapper.forward(y, None), cosine)
-            }
-        };
+        let parts = loss::objective(&cfg.train, &model.input_mapper, out.output, out.surface, y);
         let [l, m, c] = parts.to_host()?;
         loss_sum += l * b as f64;
         mse_sum += m * b as f64;

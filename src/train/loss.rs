@@ -6,6 +6,8 @@
 //! - "surface" (the reference objective): `MSE(surface, InputMapper(y))`
 //!   with the mapped target detached (and the mapper frozen by the trainer).
 
+use crate::config::{LossKind, TrainConfig};
+use crate::model::mapper::InputMapper;
 use burn::tensor::Tensor;
 
 /// Cosine similarity of each row pair, as PyTorch's `cosine_similarity`:
@@ -38,6 +40,25 @@ impl LossParts {
             0,
         ))?;
         Ok([v[0] as f64, v[1] as f64, v[2] as f64])
+    }
+}
+
+/// The config's objective for one batch: `output` [B, E_out] and
+/// `surface` [B, S] from the forward, `target` [B, E_out]; the "surface"
+/// loss maps the target through `mapper` (inference mode, detached).
+pub fn objective(
+    train: &TrainConfig,
+    mapper: &InputMapper,
+    output: Tensor<2>,
+    surface: Tensor<2>,
+    target: Tensor<2>,
+) -> LossParts {
+    match train.loss {
+        LossKind::Embedding => embedding_loss(output, target, train.lambda_cos),
+        LossKind::Surface => {
+            let cosine = row_cosine(output, target.clone()).mean();
+            surface_loss(surface, mapper.forward(target, None), cosine)
+        }
     }
 }
 

@@ -19,7 +19,7 @@
 use super::data::{PairData, Split, epoch_order, mix, stream};
 use super::eval::{self, ModelMetrics};
 use super::grads;
-use super::loss::{self, LossParts};
+use super::loss;
 use super::metrics::{EpochRecord, MetricsLog, StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
@@ -205,10 +205,7 @@ impl Trainer {
         }
         let split = Split::new(data.len(), info.val_fraction, info.seed)?;
         let device = autodiff(device, &cfg);
-        let mut model = EnergyFlowModel::new(&cfg, &device, state.seed);
-        let wpath = ckpt.join(&meta.weights);
-        checkpoint::load_weights_bytes(&mut model, checkpoint::read_part(ckpt, &meta.weights)?, &wpath)?;
-        let model = prepare(model, &cfg);
+        let model = prepare(checkpoint::model_from(ckpt, &meta, &device)?, &cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
         let optim = optimizer(&cfg)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
@@ -255,7 +252,7 @@ impl Trainer {
         &self.model
     }
 
-    /// Micro-batches per epoch.
+    /// Batches per epoch.
     fn batches_per_epoch(&self) -> usize {
         self.split.train.len().div_ceil(self.cfg.batch_size)
     }
@@ -324,14 +321,7 @@ impl Trainer {
                 ),
             };
             let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
-            let parts: LossParts = match self.cfg.train.loss {
-                LossKind::Embedding => loss::embedding_loss(out.output, y, self.cfg.train.lambda_cos),
-                LossKind::Surface => {
-                    let cosine = loss::row_cosine(out.output, y.clone()).mean();
-                    let mapped = self.model.input_mapper.forward(y, None);
-                    loss::surface_loss(out.surface, mapped, cosine)
-                }
-            };
+            let parts = loss::objective(&self.cfg.train, &self.model.input_mapper, out.output, out.surface, y);
             let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
             rec.loss += l * share;
