@@ -7,10 +7,10 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use energyflow::bench::synthetic_flows;
-use energyflow::flow::Collector;
+use energyflow::flow::Aggregator;
 use energyflow::flow::FlowStore;
 use energyflow::flow::spatial::LatticeGrid;
-use energyflow::flow::step::{StepRules, advance};
+use energyflow::flow::{FlowStats, StepRules, advance};
 use energyflow::geometry::Lattice;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -19,10 +19,10 @@ fn collection_coefficients(c: &mut Criterion) {
     let mut g = c.benchmark_group("collect_coefficients");
     for flows in [12_544usize, 200_000] {
         let set = synthetic_flows(flows, 16, 784, 7);
-        let mut collector = Collector::new();
+        let mut aggregator = Aggregator::new();
         g.throughput(Throughput::Elements(flows as u64));
         g.bench_with_input(BenchmarkId::from_parameter(flows), &set, |b, set| {
-            b.iter(|| black_box(collector.coefficients(&set.energy, &set.meta, set.n_keys)))
+            b.iter(|| black_box(aggregator.coefficients(&set.energy, &set.meta, set.n_keys)))
         });
     }
     g.finish();
@@ -74,7 +74,9 @@ fn host_step(c: &mut Criterion) {
                 store.sample.push((i % 16) as u32);
                 store.steps.push(0);
             }
-            black_box(advance(&mut store, &raw, &rules))
+            let mut stats = FlowStats::default();
+            advance(&mut store, &raw, &rules, &mut stats);
+            black_box(stats)
         })
     });
 }

@@ -2,11 +2,11 @@
 //! repeated timed runs after a warm-up. Library code: returns figures, the
 //! CLI prints them.
 
-use crate::config::EnergyConfig;
+use crate::config::{EnergyConfig, Preset};
 use crate::device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow::naive::{collect_naive, collect_reference_f64};
-use crate::flow::{Collector, CompletedMeta};
+use crate::flow::{Aggregator, CompletedMeta};
 use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -94,19 +94,24 @@ fn time_one(
     Ok((ms, device::to_vec(surface.inner())?))
 }
 
-/// Times the optimized and (up to `naive_limit` flows) the naive collection.
+/// Times the optimized and (up to `naive_limit` flows) the naive
+/// collection on the surface of `preset`.
 pub fn bench_collect(
     flows: usize,
     samples: usize,
-    cells: usize,
+    preset: Preset,
     runs: usize,
     naive_limit: usize,
     dev: &Device,
 ) -> Result<CollectBench> {
+    if flows == 0 || samples == 0 || runs == 0 {
+        return Err(Error::input("bench collect: --flows, --samples and --runs must be > 0"));
+    }
+    let cells = EnergyConfig::preset(preset).model.surface_cells();
     let dev = dev.clone().autodiff();
     let set = synthetic_flows(flows, samples, cells, 7);
-    let mut collector = Collector::new();
-    let mut opt = |e: Tensor<1>| collector.collect(e, &set.meta, set.n_keys).map(|r| r.0);
+    let mut aggregator = Aggregator::new();
+    let mut opt = |e: Tensor<1>| aggregator.collect(e, &set.meta, set.n_keys).map(|r| r.0);
     let mut times = Vec::new();
     let mut out_opt = Vec::new();
     for r in 0..runs + 3 {
@@ -191,14 +196,28 @@ pub struct StepBench {
 }
 
 /// Times `runs` training steps (after `warmup` untimed ones) and `runs`
-/// inference forwards of the config's batch on generated unit-vector
-/// inputs and targets.
-pub fn bench_step(cfg: &EnergyConfig, preset: &str, runs: usize, warmup: usize, dev: &Device) -> Result<StepBench> {
+/// inference forwards of the config's batch (or `batch`) on generated
+/// unit-vector inputs and targets.
+pub fn bench_step(
+    mut cfg: EnergyConfig,
+    preset: &str,
+    batch: Option<usize>,
+    runs: usize,
+    warmup: usize,
+    dev: &Device,
+) -> Result<StepBench> {
     use crate::model::{ForwardOptions, Workspace};
     use crate::train::{PairData, Trainer, metrics};
     use burn::module::Module;
 
-    let b = cfg.batch_size;
+    if runs == 0 {
+        return Err(Error::input("bench step: --runs must be > 0"));
+    }
+    if let Some(b) = batch {
+        cfg.train.batch_size = b;
+    }
+    cfg.validate()?;
+    let b = cfg.train.batch_size;
     // Enough training rows that no batch repeats, plus the held-out tenth.
     let n = b * (runs + warmup + 1) * 10 / 9 + 2;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -211,14 +230,13 @@ pub fn bench_step(cfg: &EnergyConfig, preset: &str, runs: usize, warmup: usize, 
         }
         crate::io::Matrix { rows: n, cols, data }
     };
-    let input = unit_rows(cfg.input_embedding_dim);
-    let target = unit_rows(cfg.output_embedding_dim);
+    let input = unit_rows(cfg.model.input_embedding_dim);
+    let target = unit_rows(cfg.model.output_embedding_dim);
     let data = PairData {
         input,
         target,
         origin: "bench:random".into(),
     };
-    let mut cfg = cfg.clone();
     cfg.train.epochs = 1_000;
     let mut trainer = Trainer::new(cfg.clone(), &data, 0, dev)?;
     for _ in 0..warmup {
@@ -254,8 +272,8 @@ pub fn bench_step(cfg: &EnergyConfig, preset: &str, runs: usize, warmup: usize, 
     Ok(StepBench {
         preset: preset.to_string(),
         batch: b,
-        flows: med(&|r| r.flows_created as f64) as usize,
-        steps: med(&|r| r.steps_run as f64) as usize,
+        flows: med(&|r| r.flows.flows_created as f64) as usize,
+        steps: med(&|r| r.flows.propagation_steps as f64) as usize,
         forward_ms: med(&|r| r.forward_ms),
         backward_ms: med(&|r| r.backward_ms),
         optimizer_ms: med(&|r| r.optimizer_ms),

@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 
 pub const META_FILE: &str = "checkpoint.json";
 /// Version of the checkpoint layout; bumped on incompatible changes.
-pub const FORMAT: u32 = 1;
+/// Format 2 nests the config in [model], [flow] and [train] sections.
+pub const FORMAT: u32 = 2;
 
 /// Counters and settings that make a training run resumable exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,17 +43,13 @@ pub struct TrainState {
     pub batch_in_epoch: usize,
     /// Steps skipped because the loss or the gradient norm was not finite.
     pub skipped: usize,
-    /// Training samples consumed.
-    pub samples_seen: usize,
     /// Lowest held-out loss so far, and the step it was measured at.
     pub best_val_loss: Option<f64>,
     pub best_step: Option<usize>,
     /// Planned optimizer steps of the run (the schedule's horizon).
     pub total_steps: usize,
     /// Running sum and count of the current epoch's training losses.
-    #[serde(default)]
     pub epoch_loss_sum: f64,
-    #[serde(default)]
     pub epoch_loss_count: usize,
 }
 
@@ -170,15 +167,21 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
 pub fn read_meta(ckpt: &Path) -> Result<Meta> {
     let path = ckpt.join(META_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let meta: Meta = serde_json::from_str(&text)
-        .map_err(|e| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display())))?;
-    if meta.format != FORMAT {
+    let invalid = |e: serde_json::Error| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display()));
+    // The version first: another format's fields would not parse.
+    #[derive(Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let version: Version = serde_json::from_str(&text).map_err(invalid)?;
+    if version.format != FORMAT {
         return Err(Error::input(format!(
-            "{}: checkpoint format {} is not supported (this build reads format {FORMAT})",
+            "{}: checkpoint format {} is not supported (this build reads format {FORMAT}; retrain with this build)",
             path.display(),
-            meta.format
+            version.format
         )));
     }
+    let meta: Meta = serde_json::from_str(&text).map_err(invalid)?;
     meta.config.validate()?;
     Ok(meta)
 }
@@ -204,30 +207,8 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)
 /// The model of checkpoint folder `ckpt` (described by `meta`) on `device`.
 pub fn model_from(ckpt: &Path, meta: &Meta, device: &Device) -> Result<EnergyFlowModel> {
     // The seed only draws initial weights, which the file then replaces.
-    let mut model = EnergyFlowModel::new(&meta.config, device, 0);
+    let mut model = EnergyFlowModel::new(&meta.config.model, device, 0);
     let bytes = read_part(ckpt, &meta.weights)?;
     load_weights_bytes(&mut model, bytes, &ckpt.join(&meta.weights))?;
     Ok(model)
-}
-
-/// Architecture fields that differ between a checkpoint's config `a` and a
-/// requested config `b`, as "field (a vs b)".
-pub fn architecture_mismatch(a: &EnergyConfig, b: &EnergyConfig) -> Vec<String> {
-    type Field = (&'static str, fn(&EnergyConfig) -> usize);
-    let fields: [Field; 9] = [
-        ("lattice_width", |c| c.lattice_width),
-        ("lattice_height", |c| c.lattice_height),
-        ("input_embedding_dim", |c| c.input_embedding_dim),
-        ("output_embedding_dim", |c| c.output_embedding_dim),
-        ("mapper_hidden", |c| c.mapper_hidden_dim()),
-        ("neuron_hidden_dim", |c| c.neuron_hidden_dim),
-        ("neuron_output_dim", |c| c.neuron_output_dim),
-        ("carrier_hidden_dim", |c| c.carrier_hidden_dim),
-        ("carrier_layers", |c| c.carrier_layers),
-    ];
-    fields
-        .iter()
-        .filter(|(_, f)| f(a) != f(b))
-        .map(|(name, f)| format!("{name} (checkpoint {} vs requested {})", f(a), f(b)))
-        .collect()
 }

@@ -62,3 +62,27 @@ impl Error {
         !matches!(self, Error::Internal(_))
     }
 }
+
+/// A dependency's error text kept to one line for the CLI: multi-line
+/// messages (toml's with a source excerpt, say) become their first line and
+/// their last, which carries the reason ("unknown field `x`, expected ...").
+pub fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let first = lines.first().copied().unwrap_or("");
+    match lines.last() {
+        Some(last) if lines.len() > 1 => format!("{first}: {last}"),
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_keeps_the_first_and_the_last_line() {
+        assert_eq!(one_line("only"), "only");
+        assert_eq!(one_line("  top\n |\n 1 | x = 3\n\n reason here \n"), "top: reason here");
+        assert_eq!(one_line(""), "");
+    }
+}

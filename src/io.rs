@@ -1,5 +1,6 @@
 //! File helpers shared by every command: atomic writes and safetensors
-//! reading/writing of f32 matrices (f16 accepted on read).
+//! reading/writing of f32 matrices (f16 accepted on read), and the host-side
+//! cosine of two rows.
 
 use crate::error::{Error, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -44,6 +45,15 @@ impl Matrix {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
+}
+
+/// Cosine similarity of two rows in f64, as PyTorch's `cosine_similarity`:
+/// `a.b / max(|a| |b|, 1e-8)` (0 when either row is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-8)
 }
 
 /// Reads the whole file at `path` (error names the file).

@@ -13,17 +13,21 @@
 //!    and the displacement);
 //! 4. flows move, reflect at the walls, complete on the planes z = -1 / +1 or
 //!    are projected after a step budget, and may spawn children
-//!    (`flow::step`, storage in `flow::store`);
+//!    (`flow::rules`, storage and compaction in `flow::store`);
 //! 5. completed flows are grouped by (sample, cell) and aggregated with a
 //!    softmax weighting into a surface (`flow::collect`, grouping via the
 //!    counting-sort grid of `flow::spatial`);
 //! 6. `model::collector` maps the surface back to an embedding [E_out].
 //!
-//! Library code returns [`error::Result`]; only `cli` prints.
+//! `model::forward` is MODEL.md s.4 in one function; `flow` is the
+//! host-side engine it drives and imports nothing from `model`. `config`
+//! holds the nested `[model]`, `[flow]` and `[train]` settings; `train`
+//! the run folder, the optimizer step and the evaluation; `checkpoint` the
+//! files on disk. Library code returns [`error::Result`] and never prints;
+//! the `energyflow` binary (src/main.rs, src/cli/) is the only code that does.
 
 pub mod bench;
 pub mod checkpoint;
-pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -1,7 +1,8 @@
 //! The `energyflow` binary: parse, dispatch to `cli::<command>`, render errors.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
-use energyflow::cli;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,7 +23,7 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Run a model over embeddings: --input X.safetensors -> --output Y.safetensors.
     Infer(cli::infer::InferArgs),
-    /// Timing benchmarks (JSON on stdout).
+    /// Timing benchmarks.
     Bench(cli::bench::BenchArgs),
     /// Teacher embeddings from text: --model DIR --input FILE -> --output X.safetensors (+ X.jsonl).
     Embed(cli::embed::EmbedArgs),

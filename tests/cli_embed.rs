@@ -2,8 +2,8 @@
 //! refusals of bad input: one line on stderr, exit code 2, never a panic.
 //! The embed runs need the all-MiniLM-L6-v2 folder (see tests/teacher.rs).
 
+use energyflow::io::cosine;
 use energyflow::io::load_matrix;
-use energyflow::teacher::cosine;
 use std::path::Path;
 
 mod common;

@@ -38,8 +38,11 @@ fn infer_writes_output_and_prints_stats_json() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1);
     let stats: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(stats["created"], stats["created"]);
-    let created = stats["created"].as_u64().unwrap();
+    // 3 rows in one batch of the debug preset: 3 x 400 starting flows.
+    assert_eq!(stats["cells_total"], 3 * 400);
+    let created = stats["flows_created"].as_u64().unwrap();
+    let spawned = stats["flows_spawned"].as_u64().unwrap();
+    assert_eq!(created, 3 * 400 + spawned);
     let completed = ["completed_z0", "completed_zd", "completed_projected", "completed_final"]
         .iter()
         .map(|k| stats[k].as_u64().unwrap())
@@ -93,7 +96,7 @@ fn infer_refuses_bad_input() {
     assert_refused(&run(&p("garbage.safetensors")), "not a valid safetensors");
 
     let bad_cfg = p("bad.toml");
-    std::fs::write(&bad_cfg, "batch_size = 0\n").unwrap();
+    std::fs::write(&bad_cfg, "[train]\nbatch_size = 0\n").unwrap();
     write(&p("x.safetensors"), "input", 1, 768, |_| 0.1, StoreDtype::F32);
     let out = energyflow(&[
         "infer",
@@ -104,6 +107,6 @@ fn infer_refuses_bad_input() {
         "--output",
         o,
     ]);
-    assert_refused(&out, "batch_size");
+    assert_refused(&out, "train.batch_size");
     assert!(!out_path.exists(), "nothing is written on failure");
 }

@@ -9,9 +9,10 @@ use std::process::{Command, Output, Stdio};
 mod common;
 use common::{assert_refused, energyflow};
 
-const TINY: &str = "lattice_width = 5\nlattice_height = 4\nlattice_depth = 4\nbatch_size = 4\nmapper_hidden = 32\n\
-neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\nmax_active_flows = 400\n\
-[train]\nepochs = 50\nsteps = 1000000\n";
+const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
+neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
+[flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
+[train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\n";
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -110,7 +111,7 @@ fn train_resume_and_eval_end_to_end() {
         s(&st.out),
         "--resume",
     ]);
-    assert_refused(&out, "lattice_width");
+    assert_refused(&out, "model.lattice_width (5 vs 28)");
 
     // --overwrite starts over (old checkpoints gone); --epochs plans by
     // epochs: 36 training pairs in batches of 4 are 9 steps per epoch.
@@ -155,11 +156,15 @@ fn bad_data_and_flags_are_refused() {
     };
     save_matrices(&uneven, &[("input", &m), ("target", &t)], StoreDtype::F32).unwrap();
     let out = energyflow(&["train", "--data", s(&uneven), "--out", s(&st.out)]);
-    assert_refused(&out, "3");
+    assert_refused(&out, "has 4 rows but \"target\" has 3");
 
     // The config file pins a width the data does not have.
     let pinned = dir.join("pinned.toml");
-    std::fs::write(&pinned, format!("input_embedding_dim = 10\n{TINY}")).unwrap();
+    std::fs::write(
+        &pinned,
+        TINY.replace("[model]\n", "[model]\ninput_embedding_dim = 10\n"),
+    )
+    .unwrap();
     let out = energyflow(&[
         "train",
         "--config",
@@ -169,7 +174,7 @@ fn bad_data_and_flags_are_refused() {
         "--out",
         s(&st.out),
     ]);
-    assert_refused(&out, "input_embedding_dim");
+    assert_refused(&out, "model.input_embedding_dim = 10");
 
     let out = train(&st, &["--val-fraction", "1.5"]);
     assert_refused(&out, "val_fraction");

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use energyflow::device;
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
-use energyflow::flow::{Collector, CompletedMeta};
+use energyflow::flow::{Aggregator, CompletedMeta};
 use proptest::prelude::*;
 
 fn dev() -> Device {
@@ -24,7 +24,7 @@ fn value_and_grad(
     let surface = if naive {
         collect_naive(e.clone(), meta, n_keys)
     } else {
-        Collector::new().collect(e.clone(), meta, n_keys).unwrap().0
+        Aggregator::new().collect(e.clone(), meta, n_keys).unwrap().0
     };
     let loss = (surface.clone() * device::vector(upstream.to_vec(), &d)).sum();
     let grads = loss.backward();
@@ -128,7 +128,7 @@ fn samples_never_mix() {
     );
     let energy = [0.9f32, -0.4, 0.2, 0.6, -0.8, 0.5];
     let d = Device::flex();
-    let (surface, summary) = Collector::new()
+    let (surface, summary) = Aggregator::new()
         .collect(device::vector(energy.to_vec(), &d), &meta, 8)
         .unwrap();
     let v = device::to_vec(surface).unwrap();

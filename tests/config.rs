@@ -13,45 +13,62 @@ fn refused(toml: &str) -> String {
 #[test]
 fn bad_values_are_refused_with_field_value_and_range() {
     let cases = [
-        ("lattice_width = 0", "lattice_width", "0"),
-        ("lattice_height = 1", "lattice_height", "1"),
-        ("lattice_depth = 1", "lattice_depth", "1"),
-        ("batch_size = 0", "batch_size", "0"),
-        ("input_embedding_dim = 0", "input_embedding_dim", "0"),
-        ("output_embedding_dim = 0", "output_embedding_dim", "0"),
-        ("mapper_hidden = 0", "mapper_hidden", "0"),
-        ("neuron_hidden_dim = 0", "neuron_hidden_dim", "0"),
-        ("neuron_output_dim = 0", "neuron_output_dim", "0"),
-        ("carrier_hidden_dim = 1", "carrier_hidden_dim", "1"),
-        ("carrier_layers = 0", "carrier_layers", "0"),
-        ("max_displacement = -0.5", "max_displacement", "-0.5"),
-        ("max_displacement = nan", "max_displacement", "NaN"),
-        ("displacement_scale = 0.0", "displacement_scale", "0"),
-        ("displacement_scale_min = 2.0", "displacement_scale_min", "2"),
-        ("displacement_scale_decay = 1.5", "displacement_scale_decay", "1.5"),
-        ("max_active_flows = 100", "max_active_flows", "100"),
-        ("max_steps = 0", "max_steps", "0"),
-        ("projection_steps = 0", "projection_steps", "0"),
-        ("spawn_movement_threshold = 0.0", "spawn_movement_threshold", "0"),
-        ("max_spawn_per_step = 100", "max_spawn_per_step", "100"),
-        ("exploration_noise = -0.1", "exploration_noise", "-0.1"),
-        ("exploration_noise = inf", "exploration_noise", "inf"),
-        ("convergence_threshold = 1.5", "convergence_threshold", "1.5"),
-        ("convergence_patience = 0", "convergence_patience", "0"),
+        ("[model]\nlattice_width = 0", "model.lattice_width", "0"),
+        ("[model]\nlattice_height = 1", "model.lattice_height", "1"),
+        ("[flow]\nlattice_depth = 1", "flow.lattice_depth", "1"),
+        ("[train]\nbatch_size = 0", "train.batch_size", "0"),
+        ("[model]\ninput_embedding_dim = 0", "model.input_embedding_dim", "0"),
+        ("[model]\noutput_embedding_dim = 0", "model.output_embedding_dim", "0"),
+        ("[model]\nmapper_hidden = 0", "model.mapper_hidden", "0"),
+        ("[model]\nneuron_hidden_dim = 0", "model.neuron_hidden_dim", "0"),
+        ("[model]\nneuron_output_dim = 0", "model.neuron_output_dim", "0"),
+        ("[model]\ncarrier_hidden_dim = 1", "model.carrier_hidden_dim", "1"),
+        ("[model]\ncarrier_layers = 0", "model.carrier_layers", "0"),
+        ("[flow]\nmax_displacement = -0.5", "flow.max_displacement", "-0.5"),
+        ("[flow]\nmax_displacement = nan", "flow.max_displacement", "NaN"),
+        ("[flow]\ndisplacement_scale = 0.0", "flow.displacement_scale", "0"),
+        (
+            "[flow]\ndisplacement_scale_min = 2.0",
+            "flow.displacement_scale_min",
+            "2",
+        ),
+        (
+            "[flow]\ndisplacement_scale_decay = 1.5",
+            "flow.displacement_scale_decay",
+            "1.5",
+        ),
+        ("[flow]\nmax_active_flows = 100", "flow.max_active_flows", "100"),
+        ("[flow]\npropagation_steps = 0", "flow.propagation_steps", "0"),
+        ("[flow]\nprojection_steps = 0", "flow.projection_steps", "0"),
+        (
+            "[flow]\nspawn_movement_threshold = 0.0",
+            "flow.spawn_movement_threshold",
+            "0",
+        ),
+        ("[flow]\nmax_spawn_per_step = 100", "flow.max_spawn_per_step", "100"),
+        ("[flow]\nexploration_noise = -0.1", "flow.exploration_noise", "-0.1"),
+        ("[flow]\nexploration_noise = inf", "flow.exploration_noise", "inf"),
+        (
+            "[flow]\nconvergence_threshold = 1.5",
+            "flow.convergence_threshold",
+            "1.5",
+        ),
+        ("[flow]\nconvergence_patience = 0", "flow.convergence_patience", "0"),
         ("[train]\nlearning_rate = 0.0", "train.learning_rate", "0"),
         ("[train]\nbeta1 = 1.0", "train.beta1", "1"),
         ("[train]\nbeta2 = -0.1", "train.beta2", "-0.1"),
         ("[train]\nepsilon = 0.0", "train.epsilon", "0"),
         ("[train]\nweight_decay = 2.0", "train.weight_decay", "2"),
         ("[train]\ngrad_clip = -1.0", "train.grad_clip", "-1"),
-        ("[train]\ngrad_accumulation = 0", "train.grad_accumulation", "0"),
+        ("[train]\naccumulate_batches = 0", "train.accumulate_batches", "0"),
         ("[train]\nmin_lr_ratio = 1.5", "train.min_lr_ratio", "1.5"),
         ("[train]\nepochs = 0", "train.epochs", "0"),
         ("[train]\nval_fraction = 1.0", "train.val_fraction", "1"),
         ("[train]\nlambda_cos = -1.0", "train.lambda_cos", "-1"),
-        ("[train]\nmicro_batch = 0", "train.micro_batch", "0"),
-        ("[train]\nsteps = 0", "train.steps", "0"),
+        ("[train]\nsamples_per_pass = 0", "train.samples_per_pass", "0"),
+        ("[train]\nplanned_steps = 0", "train.planned_steps", "0"),
     ];
+
     for (toml, field, value) in cases {
         let msg = refused(toml);
         assert!(msg.contains(field), "{toml}: {msg}");
@@ -63,17 +80,22 @@ fn bad_values_are_refused_with_field_value_and_range() {
 
 #[test]
 fn wrong_types_unknown_keys_and_bad_presets_are_refused() {
-    let msg = refused("lattice_width = \"wide\"");
+    let msg = refused("[model]\nlattice_width = \"wide\"");
     assert!(msg.contains("bad.toml") && msg.contains("lattice_width"), "{msg}");
-    let msg = refused("latice_width = 3");
+    let msg = refused("[model]\nlatice_width = 3");
     assert!(msg.contains("latice_width"), "{msg}");
+    let msg = refused("lattice_width = 3");
+    assert!(msg.contains("[model]"), "a flat key names its section: {msg}");
     let msg = refused("preset = \"huge\"");
     assert!(msg.contains("preset") && msg.contains("huge"), "{msg}");
-    let msg = refused("lattice_width = -3");
+    let msg = refused("[model]\nlattice_width = -3");
     assert!(msg.contains("lattice_width"), "{msg}");
     let msg = refused("this is not toml");
     assert!(msg.contains("bad.toml"), "{msg}");
-    for m in [refused("lattice_width = \"wide\""), refused("latice_width = 3")] {
+    for m in [
+        refused("[model]\nlattice_width = \"wide\""),
+        refused("[model]\nlatice_width = 3"),
+    ] {
         assert_eq!(m.lines().count(), 1, "{m}");
     }
 }

@@ -13,40 +13,43 @@ fn input(rows: usize, cols: usize) -> Vec<f32> {
 fn debug_forward_batch_two_is_finite_and_every_flow_completes() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg, &dev, 1);
+    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
     let mut ws = Workspace::default();
-    let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
+    let e_in = cfg.model.input_embedding_dim;
+    let x = device::matrix(input(2, e_in), 2, e_in, &dev);
     let out = model
         .forward(&cfg, x, &mut ws, &ForwardOptions::inference(&cfg))
         .unwrap();
-    assert_eq!(out.output.dims(), [2, cfg.output_embedding_dim]);
-    assert_eq!(out.surface.dims(), [2, cfg.surface_cells()]);
+    assert_eq!(out.output.dims(), [2, cfg.model.output_embedding_dim]);
+    assert_eq!(out.surface.dims(), [2, cfg.model.surface_cells()]);
     let v = device::to_vec(out.output).unwrap();
     assert!(v.iter().all(|x| x.is_finite()));
     let s = &out.stats;
-    assert_eq!(s.created, 2 * cfg.surface_cells() + s.spawned);
-    assert_eq!(s.created, s.completed(), "{s:?}");
-    assert!(s.steps >= 1 && s.steps <= cfg.max_steps());
-    assert_eq!(s.active_per_step[0], 2 * cfg.surface_cells());
+    assert_eq!(s.flows_created, 2 * cfg.model.surface_cells() + s.flows_spawned);
+    assert_eq!(s.flows_created, s.completed(), "{s:?}");
+    assert!(s.propagation_steps >= 1 && s.propagation_steps <= cfg.flow.propagation_steps());
+    assert_eq!(s.active_per_step.len(), s.propagation_steps);
+    assert_eq!(s.active_per_step[0], 2 * cfg.model.surface_cells());
     assert!(s.cells_covered > 0 && s.cells_covered <= s.cells_total);
 }
 
 #[test]
 fn training_forward_with_noise_and_spawn_completes_every_flow() {
     let mut cfg = EnergyConfig::preset(Preset::Debug);
-    cfg.lattice_width = 6;
-    cfg.lattice_height = 5;
-    cfg.spawn_movement_threshold = 0.01;
-    cfg.max_spawn_per_step = 2;
-    cfg.max_active_flows = 100;
-    cfg.batch_size = 3;
-    cfg.exploration_noise = 0.3;
-    cfg.convergence_enabled = false;
+    cfg.model.lattice_width = 6;
+    cfg.model.lattice_height = 5;
+    cfg.flow.spawn_movement_threshold = 0.01;
+    cfg.flow.max_spawn_per_step = 2;
+    cfg.flow.max_active_flows = 100;
+    cfg.train.batch_size = 3;
+    cfg.flow.exploration_noise = 0.3;
+    cfg.flow.convergence_enabled = false;
     cfg.validate().unwrap();
     let dev = Device::flex().autodiff();
-    let model = EnergyFlowModel::new(&cfg, &dev, 1);
+    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
     let mut ws = Workspace::default();
-    let x = device::matrix(input(3, cfg.input_embedding_dim), 3, cfg.input_embedding_dim, &dev);
+    let e_in = cfg.model.input_embedding_dim;
+    let x = device::matrix(input(3, e_in), 3, e_in, &dev);
     let opts = ForwardOptions {
         training: true,
         displacement_scale: 1.0,
@@ -54,13 +57,13 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
     };
     let out = model.forward(&cfg, x, &mut ws, &opts).unwrap();
     let s = &out.stats;
-    assert!(s.spawned > 0, "{s:?}");
+    assert!(s.flows_spawned > 0, "{s:?}");
     assert!(
-        s.dropped > 0,
+        s.flows_dropped > 0,
         "capacity 100 with 90 starting flows must drop children: {s:?}"
     );
     assert!(s.active_per_step.iter().all(|&a| a <= 100));
-    assert_eq!(s.created, s.completed(), "{s:?}");
+    assert_eq!(s.flows_created, s.completed(), "{s:?}");
     // The loss reaches every module through the flows.
     let loss = out.output.powi_scalar(2).mean();
     let grads = loss.backward();
@@ -71,23 +74,28 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
         .grad(&grads)
         .expect("carrier gets a gradient");
     assert!(device::to_vec(g).unwrap().iter().any(|v| *v != 0.0));
-    let g = model
-        .input_mapper
-        .fc1
-        .weight
-        .grad(&grads)
-        .expect("mapper gets a gradient");
-    assert!(device::to_vec(g).unwrap().iter().all(|v| v.is_finite()));
+    // The mapper and the neuron sit before the flows: their gradient comes
+    // only through the flows' energies, so a non-zero one shows the path.
+    for (name, g) in [
+        ("mapper", model.input_mapper.fc1.weight.grad(&grads)),
+        ("neuron", model.neuron.fc1.weight.grad(&grads)),
+        ("readout", model.collector.fc3.weight.grad(&grads)),
+    ] {
+        let g = device::to_vec(g.unwrap_or_else(|| panic!("{name} gets a gradient"))).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{name}");
+        assert!(g.iter().any(|v| *v != 0.0), "{name}: all-zero gradient");
+    }
 }
 
 #[test]
 fn too_many_starting_flows_is_refused_naming_both_numbers() {
     let mut cfg = EnergyConfig::preset(Preset::Debug);
-    cfg.max_active_flows = 500;
-    cfg.batch_size = 1;
+    cfg.flow.max_active_flows = 500;
+    cfg.train.batch_size = 1;
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg, &dev, 1);
-    let x = device::matrix(input(2, cfg.input_embedding_dim), 2, cfg.input_embedding_dim, &dev);
+    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+    let e_in = cfg.model.input_embedding_dim;
+    let x = device::matrix(input(2, e_in), 2, e_in, &dev);
     let err = model
         .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
         .err()
@@ -101,8 +109,9 @@ fn inference_is_deterministic_for_a_seed() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let run = || {
         let dev = Device::flex();
-        let model = EnergyFlowModel::new(&cfg, &dev, 1);
-        let x = device::matrix(input(1, cfg.input_embedding_dim), 1, cfg.input_embedding_dim, &dev);
+        let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+        let e_in = cfg.model.input_embedding_dim;
+        let x = device::matrix(input(1, e_in), 1, e_in, &dev);
         let out = model
             .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
             .unwrap();

@@ -1,8 +1,7 @@
 //! Step semantics (MODEL.md s.4.2), one test each, on the host half of a
 //! step (`advance`) with hand-made raw positions.
 
-use energyflow::flow::FlowStore;
-use energyflow::flow::step::{StepRules, advance};
+use energyflow::flow::{FlowStats, FlowStore, StepRules, advance};
 use energyflow::geometry::Lattice;
 
 fn rules() -> StepRules {
@@ -14,6 +13,13 @@ fn rules() -> StepRules {
         spawn: None,
         max_active: 1000,
     }
+}
+
+/// One step from fresh counters: what this step did.
+fn step(store: &mut FlowStore, raw: &[f32], rules: &StepRules) -> FlowStats {
+    let mut o = FlowStats::default();
+    advance(store, raw, rules, &mut o);
+    o
 }
 
 fn store_with(flows: &[([f32; 3], u32, u32)]) -> FlowStore {
@@ -29,8 +35,8 @@ fn store_with(flows: &[([f32; 3], u32, u32)]) -> FlowStore {
 #[test]
 fn x_and_y_reflect_at_the_walls() {
     let mut s = store_with(&[([0.9, -0.9, 0.0], 0, 0), ([0.0, 0.0, 0.0], 0, 0)]);
-    let o = advance(&mut s, &[1.2, -1.3, 0.1, -1.0, 1.0, 0.2], &rules());
-    assert_eq!(o.z0 + o.zd + o.projected, 0);
+    let o = step(&mut s, &[1.2, -1.3, 0.1, -1.0, 1.0, 0.2], &rules());
+    assert_eq!(o.completed(), 0);
     assert!((s.pos[0][0] - 0.8).abs() < 1e-6);
     assert!((s.pos[0][1] + 0.7).abs() < 1e-6);
     assert!((s.pos[0][2] - 0.1).abs() < 1e-6);
@@ -46,8 +52,8 @@ fn completes_on_z0_and_on_zd() {
         ([0.5, 0.5, 0.8], 1, 1),
         ([0.0, 0.0, 0.0], 1, 1),
     ]);
-    let o = advance(&mut s, &[0.0, 0.0, -1.05, 0.5, 0.5, 1.0, 0.0, 0.0, 0.3], &rules());
-    assert_eq!((o.z0, o.zd, o.projected), (1, 1, 0));
+    let o = step(&mut s, &[0.0, 0.0, -1.05, 0.5, 0.5, 1.0, 0.0, 0.0, 0.3], &rules());
+    assert_eq!((o.completed_z0, o.completed_zd, o.completed_projected), (1, 1, 0));
     assert_eq!(s.done.z, vec![-1.0, 1.0]);
     assert_eq!(s.done.steps, vec![2, 2]);
     // Keys: sample * S + cell(x, y); (0,0) is cell 12 of 5x5, (0.5,0.5) is (3,3) -> 18.
@@ -63,8 +69,9 @@ fn projects_after_projection_steps() {
         ([0.0, 0.0, 0.2], 0, 4),
         ([0.0, 0.0, 0.2], 0, 3),
     ]);
-    let o = advance(&mut s, &[0.0, 0.0, -0.3, 0.0, 0.0, 0.3, 0.0, 0.0, 0.3], &rules());
-    assert_eq!(o.projected, 2);
+    let o = step(&mut s, &[0.0, 0.0, -0.3, 0.0, 0.0, 0.3, 0.0, 0.0, 0.3], &rules());
+    assert_eq!(o.completed_projected, 2);
+    assert_eq!(o.completed_z0 + o.completed_zd, 0);
     assert_eq!(s.done.z, vec![-1.0, 1.0]);
     assert_eq!(s.done.steps, vec![5, 5]);
     assert_eq!(s.active(), 1);
@@ -83,10 +90,11 @@ fn spawn_count_formula_and_per_step_cap() {
         ([0.0, 0.0, 0.0], 1, 0),
     ]);
     let raw = [0.15, 0.0, 0.0, 0.25, 0.0, 0.0, 0.45, 0.0, 0.0, 0.65, 0.0, 0.0];
-    let o = advance(&mut s, &raw, &r);
+    let o = step(&mut s, &raw, &r);
     // min(floor(len/t) - 1, cap): 0, 1, 3, min(5, 3) = 3.
-    assert_eq!(o.spawned, 7);
-    assert_eq!(o.dropped, 0);
+    assert_eq!(o.flows_spawned, 7);
+    assert_eq!(o.flows_created, 7, "children are created flows");
+    assert_eq!(o.flows_dropped, 0);
     assert_eq!(s.active(), 4 + 7);
     // Children start at the parent's position before the step, steps 0, same sample.
     for c in 4..11 {
@@ -109,9 +117,9 @@ fn drops_at_capacity_are_counted_and_shared_fairly() {
         ([0.0, 0.0, 0.0], 1, 0),
     ]);
     let raw: Vec<f32> = (0..4).flat_map(|_| [0.45, 0.0, 0.0]).collect();
-    let o = advance(&mut s, &raw, &r);
-    assert_eq!(o.spawned, 2);
-    assert_eq!(o.dropped, 10);
+    let o = step(&mut s, &raw, &r);
+    assert_eq!(o.flows_spawned, 2);
+    assert_eq!(o.flows_dropped, 10);
     assert_eq!(s.active(), 6);
     // One child for each sample: the late sample is not starved.
     let mut kids = s.sample[4..].to_vec();

@@ -78,7 +78,7 @@ fn embeddings_match_sentence_transformers() {
             r.token_ids[i],
             "token ids of text {i} {text:?}"
         );
-        let cos = teacher::cosine(e.matrix.row(i), &r.embeddings[i]);
+        let cos = energyflow::io::cosine(e.matrix.row(i), &r.embeddings[i]);
         assert!(cos >= 0.9999, "text {i} {text:?}: cosine {cos} < 0.9999");
         let norm: f32 = e.matrix.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "text {i}: norm {norm}");
@@ -94,7 +94,7 @@ fn batch_size_does_not_change_results_or_order() {
     for batch in [1, 5] {
         let e = embed(t, &texts, batch);
         for i in 0..texts.len() {
-            let cos = teacher::cosine(e.matrix.row(i), whole.matrix.row(i));
+            let cos = energyflow::io::cosine(e.matrix.row(i), whole.matrix.row(i));
             assert!(cos > 0.99999, "batch {batch}, text {i}: cosine {cos}");
         }
     }

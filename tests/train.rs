@@ -5,30 +5,30 @@ use burn::tensor::Device;
 use energyflow::checkpoint;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::io::Matrix;
-use energyflow::train::{PairData, StopReason, Trainer};
+use energyflow::train::{PairData, Run, RunStop, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// A lattice and network small enough for hundreds of steps in seconds.
 fn tiny_config(dim: usize) -> EnergyConfig {
     let mut c = EnergyConfig::preset(Preset::Debug);
-    c.lattice_width = 5;
-    c.lattice_height = 4;
-    c.lattice_depth = 4;
-    c.batch_size = 4;
-    c.input_embedding_dim = dim;
-    c.output_embedding_dim = dim;
-    c.mapper_hidden = Some(32);
-    c.neuron_hidden_dim = 8;
-    c.neuron_output_dim = 8;
-    c.carrier_hidden_dim = 16;
-    c.carrier_layers = 2;
-    c.max_active_flows = 400;
-    c.spawn_movement_threshold = 0.2;
+    c.model.lattice_width = 5;
+    c.model.lattice_height = 4;
+    c.flow.lattice_depth = 4;
+    c.train.batch_size = 4;
+    c.model.input_embedding_dim = dim;
+    c.model.output_embedding_dim = dim;
+    c.model.mapper_hidden = Some(32);
+    c.model.neuron_hidden_dim = 8;
+    c.model.neuron_output_dim = 8;
+    c.model.carrier_hidden_dim = 16;
+    c.model.carrier_layers = 2;
+    c.flow.max_active_flows = 400;
+    c.flow.spawn_movement_threshold = 0.2;
     c.train.warmup_steps = 3;
     c.train.epochs = 4;
-    c.train.steps = None;
-    c.train.micro_batch = None;
+    c.train.planned_steps = None;
+    c.train.samples_per_pass = None;
     c.validate().unwrap();
     c
 }
@@ -65,21 +65,22 @@ fn weights_of(run: &Path) -> std::path::PathBuf {
     ckpt.join(meta.weights)
 }
 
-fn run(trainer: &mut Trainer, data: &PairData, out: &Path, max_steps: usize) -> StopReason {
+/// Trains `trainer` on `data` in the run folder `out` up to `max_steps`
+/// steps in total; returns the trainer (to inspect) and why it stopped.
+fn run(trainer: Trainer, data: &PairData, out: &Path, max_steps: usize) -> (Trainer, RunStop) {
     let stop = AtomicBool::new(false);
-    trainer
-        .run(data, out, Some(max_steps), &stop, &mut |_| {})
-        .unwrap()
-        .stop
+    let mut r = Run::new(trainer, data.clone(), out);
+    let s = r.train(Some(max_steps), &stop, &mut |_| {}).unwrap();
+    (r.trainer, s.stop)
 }
 
 #[test]
 fn resume_continues_exactly() {
     for (accumulation, micro) in [(1, None), (2, None), (1, Some(3))] {
         let mut cfg = tiny_config(6);
-        cfg.train.grad_accumulation = accumulation;
-        cfg.train.micro_batch = micro;
-        cfg.exploration_noise = 0.1;
+        cfg.train.accumulate_batches = accumulation;
+        cfg.train.samples_per_pass = micro;
+        cfg.flow.exploration_noise = 0.1;
         // 22 training pairs: 6 micro-batches per epoch, so 2N steps cross epochs.
         let data = PairData::synthetic_rotation(24, 6, 3);
         let dev = Device::flex();
@@ -87,14 +88,14 @@ fn resume_continues_exactly() {
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         let n = 4;
 
-        let mut first = Trainer::new(cfg.clone(), &data, 11, &dev).unwrap();
-        assert_eq!(run(&mut first, &data, &a, n), StopReason::MaxSteps);
-        let mut resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
+        let first = Trainer::new(cfg.clone(), &data, 11, &dev).unwrap();
+        assert_eq!(run(first, &data, &a, n).1, RunStop::MaxSteps);
+        let resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
         assert_eq!(resumed.state.step, n);
-        run(&mut resumed, &data, &a, 2 * n);
+        let (resumed, _) = run(resumed, &data, &a, 2 * n);
 
-        let mut straight = Trainer::new(cfg, &data, 11, &dev).unwrap();
-        run(&mut straight, &data, &b, 2 * n);
+        let straight = Trainer::new(cfg, &data, 11, &dev).unwrap();
+        let (straight, _) = run(straight, &data, &b, 2 * n);
 
         assert_eq!(resumed.state, straight.state, "accumulation {accumulation}");
         let diff = max_weight_diff(&weights_of(&a), &weights_of(&b));
@@ -110,17 +111,19 @@ fn resume_continues_exactly() {
 #[test]
 fn learns_the_synthetic_rotation() {
     let mut cfg = tiny_config(8);
-    cfg.batch_size = 16;
+    cfg.train.batch_size = 16;
     cfg.train.learning_rate = 3e-3;
     cfg.train.warmup_steps = 20;
     cfg.train.epochs = 20;
     let data = PairData::synthetic_rotation(400, 8, 5);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let mut t = Trainer::new(cfg, &data, 1, &dev).unwrap();
+    let t = Trainer::new(cfg, &data, 1, &dev).unwrap();
     let before = t.validate(&data).unwrap().cosine;
     let stop = AtomicBool::new(false);
-    let summary = t.run(&data, tmp.path(), Some(300), &stop, &mut |_| {}).unwrap();
+    let summary = Run::new(t, data.clone(), tmp.path())
+        .train(Some(300), &stop, &mut |_| {})
+        .unwrap();
     let after = summary.last_val.unwrap().cosine;
     eprintln!("held-out cosine {before:.3} -> {after:.3}");
     assert!(
@@ -134,7 +137,7 @@ fn learns_the_synthetic_rotation() {
     assert!(
         lines
             .lines()
-            .any(|l| l.contains("\"kind\":\"epoch\"") && l.contains("val_cosine"))
+            .any(|l| l.contains("\"kind\":\"validation\"") && l.contains("val_cosine"))
     );
 }
 
@@ -160,11 +163,11 @@ fn non_finite_steps_are_skipped_and_leave_the_weights_alone() {
     };
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let mut t = Trainer::new(cfg, &data, 2, &dev).unwrap();
+    let t = Trainer::new(cfg, &data, 2, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let stop = AtomicBool::new(false);
-    let s = t
-        .run(&data, &tmp.path().join("run"), Some(3), &stop, &mut |_| {})
+    let s = Run::new(t, data, &tmp.path().join("run"))
+        .train(Some(3), &stop, &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (3, 3));
     let before = tmp.path().join("before");
@@ -199,17 +202,20 @@ fn step_records_carry_the_flow_statistics() {
         "completed_z0",
         "completed_zd",
         "completed_projected",
-        "mean_steps",
+        "completed_final",
+        "propagation_steps",
+        "active_per_step",
+        "mean_flow_steps",
+        "stop_reason",
         "peak_rss_mb",
     ] {
         assert!(value.get(key).is_some(), "missing {key}");
     }
     assert_eq!(r.step, 1);
-    assert!(r.flows_created >= cfg.batch_size * cfg.surface_cells());
-    assert_eq!(
-        r.flows_created,
-        r.completed_z0 + r.completed_zd + r.completed_projected + r.completed_final
-    );
+    let f = &r.flows;
+    assert!(f.flows_created >= cfg.train.batch_size * cfg.model.surface_cells());
+    assert_eq!(f.flows_created, f.completed());
+    assert_eq!(f.cells_total, cfg.train.batch_size * cfg.model.surface_cells());
     assert!(r.loss.is_finite() && r.grad_norm > 0.0 && r.peak_rss_mb > 0.0);
 }
 
@@ -220,16 +226,10 @@ fn surface_loss_keeps_the_input_mapper_frozen() {
     let data = PairData::synthetic_rotation(24, 6, 4);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let mut t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
-    let s = t
-        .run(
-            &data,
-            &tmp.path().join("run"),
-            Some(3),
-            &AtomicBool::new(false),
-            &mut |_| {},
-        )
+    let s = Run::new(t, data, &tmp.path().join("run"))
+        .train(Some(3), &AtomicBool::new(false), &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (3, 0));
     let read = |dir: &Path| {
@@ -253,4 +253,39 @@ fn surface_loss_keeps_the_input_mapper_frozen() {
     }
     assert!(mapper > 5, "mapper tensors found: {mapper}");
     assert!(carrier > 0, "the carrier must still learn");
+}
+
+/// Every module of the model learns: one optimizer step on the embedding
+/// loss changes weights of the mapper, the neuron, the carrier and the
+/// readout (the first two reach the loss only through the flows).
+#[test]
+fn one_step_moves_every_module() {
+    let cfg = tiny_config(6);
+    let data = PairData::synthetic_rotation(24, 6, 4);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    t.save(&tmp.path().join("before")).unwrap();
+    let s = Run::new(t, data, &tmp.path().join("run"))
+        .train(Some(1), &AtomicBool::new(false), &mut |_| {})
+        .unwrap();
+    assert_eq!((s.steps, s.skipped), (1, 0));
+    let read = |dir: &Path| {
+        let meta = checkpoint::read_meta(dir).unwrap();
+        std::fs::read(dir.join(meta.weights)).unwrap()
+    };
+    let (before, after) = (read(&tmp.path().join("before")), read(&tmp.path().join("run/latest")));
+    let (before, after) = (
+        safetensors::SafeTensors::deserialize(&before).unwrap(),
+        safetensors::SafeTensors::deserialize(&after).unwrap(),
+    );
+    for module in ["input_mapper", "neuron", "carrier", "collector"] {
+        let changed = before
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with(module))
+            .filter(|n| before.tensor(n).unwrap().data() != after.tensor(n).unwrap().data())
+            .count();
+        assert!(changed > 0, "no weight of {module} changed after a step");
+    }
 }

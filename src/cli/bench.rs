@@ -1,9 +1,11 @@
-//! `energyflow bench`: timing figures as JSON (see docs/BENCHMARKS.md).
+//! `energyflow bench`: timing figures (`bench` module), as a table or as one
+//! JSON line with `--json` (see docs/BENCHMARKS.md).
 
-use crate::bench;
-use crate::config::{EnergyConfig, Preset};
-use crate::device::{self, DeviceKind};
-use crate::error::{Error, Result};
+use super::{ConfigArgs, print_json};
+use energyflow::bench;
+use energyflow::config::Preset;
+use energyflow::device::{self, DeviceKind};
+use energyflow::error::{Error, Result};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -23,13 +25,9 @@ pub enum BenchWhat {
 
 #[derive(clap::Args, Debug)]
 pub struct StepArgs {
-    /// Preset to time.
-    #[arg(long, value_enum, default_value = "debug")]
-    pub preset: Preset,
-    /// TOML file whose keys override the preset.
-    #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
-    /// Batch size (default: the preset's).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Batch size (default: the config's train.batch_size).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Timed steps.
@@ -38,7 +36,7 @@ pub struct StepArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Print one JSON object (the only output format for now).
+    /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -62,7 +60,7 @@ pub struct CollectArgs {
     /// Skip the naive baseline above this many flows.
     #[arg(long, default_value_t = 50_000)]
     pub naive_limit: usize,
-    /// Print one JSON object (the only output format for now).
+    /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -72,36 +70,29 @@ pub struct CollectArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Collect(a) => {
-            if a.flows == 0 || a.samples == 0 || a.runs == 0 {
-                return Err(Error::input("bench collect: --flows, --samples and --runs must be > 0"));
-            }
-            let cfg = EnergyConfig::preset(a.preset);
             let dev = device::select(a.device)?;
-            let r = bench::bench_collect(a.flows, a.samples, cfg.surface_cells(), a.runs, a.naive_limit, &dev)?;
-            print_json(&r)
+            let r = bench::bench_collect(a.flows, a.samples, a.preset, a.runs, a.naive_limit, &dev)?;
+            show(&r, a.json)
         }
         BenchWhat::Step(a) => {
-            if a.runs == 0 {
-                return Err(Error::input("bench step: --runs must be > 0"));
-            }
-            let mut cfg = match &a.config {
-                Some(p) => EnergyConfig::from_toml_file(p, a.preset)?,
-                None => EnergyConfig::preset(a.preset),
-            };
-            if let Some(b) = a.batch {
-                cfg.batch_size = b;
-            }
-            cfg.validate()?;
+            let cfg = a.config.source().load()?.config;
             let dev = device::select(a.device)?;
-            print_json(&bench::bench_step(&cfg, a.preset.name(), a.runs, a.warmup, &dev)?)
+            let name = a.config.preset.unwrap_or_default().name();
+            show(&bench::bench_step(cfg, name, a.batch, a.runs, a.warmup, &dev)?, a.json)
         }
     }
 }
 
-fn print_json<T: serde::Serialize>(r: &T) -> Result<()> {
-    println!(
-        "{}",
-        serde_json::to_string(r).map_err(|e| Error::Internal(e.to_string()))?
-    );
+/// One JSON line, or one "field  value" line per field.
+fn show<T: serde::Serialize>(r: &T, json: bool) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let v = serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?;
+    if let serde_json::Value::Object(fields) = v {
+        for (k, v) in fields {
+            println!("{k:<24} {v}");
+        }
+    }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `energyflow data`: builds the text side of the bundled datasets from
-//! their public sources (see data/README.md).
+//! their public sources (`data::wordnet`, see data/README.md).
 
-use crate::data::wordnet;
-use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use super::print_json;
+use energyflow::data::wordnet;
+use energyflow::error::Result;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -34,22 +34,6 @@ pub struct WordnetArgs {
 
 pub fn run(args: &DataArgs) -> Result<()> {
     match &args.what {
-        DataWhat::Wordnet(a) => {
-            let (pairs, counts) = wordnet::read_pairs(&a.dict)?;
-            let chosen = wordnet::select(pairs, a.count)?;
-            write_atomic(&a.out, wordnet::to_tsv(&chosen).as_bytes())?;
-            let line = serde_json::json!({
-                "synsets": counts.synsets,
-                "with_example": counts.with_example,
-                "unique": counts.unique,
-                "written": chosen.len(),
-                "out": a.out.display().to_string(),
-            });
-            println!(
-                "{}",
-                serde_json::to_string(&line).map_err(|e| Error::Internal(e.to_string()))?
-            );
-            Ok(())
-        }
+        DataWhat::Wordnet(a) => print_json(&wordnet::build_tsv(&a.dict, &a.out, a.count)?),
     }
 }

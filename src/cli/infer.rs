@@ -1,13 +1,12 @@
-//! `energyflow infer`: embeddings in, embeddings out, flow statistics as one
-//! JSON line on stdout.
+//! `energyflow infer`: embeddings in, embeddings out (`model::infer_batches`),
+//! flow statistics as one JSON line on stdout.
 
-use super::ConfigArgs;
-use crate::checkpoint;
-use crate::device::{self, DeviceKind};
-use crate::error::{Error, Result};
-use crate::flow::FlowStats;
-use crate::io::{Matrix, StoreDtype, load_matrix, save_matrices};
-use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use super::{ConfigArgs, print_json};
+use energyflow::checkpoint;
+use energyflow::device::{self, DeviceKind};
+use energyflow::error::{Error, Result};
+use energyflow::io::{StoreDtype, load_matrix, save_matrices};
+use energyflow::model::{EnergyFlowModel, infer_batches};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -39,60 +38,32 @@ pub fn run(args: &InferArgs) -> Result<()> {
     let ckpt = args.checkpoint.as_deref().map(checkpoint::resolve).transpose()?;
     let cfg = match &ckpt {
         Some(dir) => checkpoint::read_config(dir)?,
-        None => args.config.load()?,
+        None => args.config.source().load()?.config,
     };
     let input = load_matrix(&args.input, "input")?;
-    if input.cols != cfg.input_embedding_dim {
+    if input.cols != cfg.model.input_embedding_dim {
         return Err(Error::input(format!(
-            "{}: tensor \"input\" has width {}, the model expects {} (input_embedding_dim)",
+            "{}: tensor \"input\" has width {}, the model expects {} (model.input_embedding_dim)",
             args.input.display(),
             input.cols,
-            cfg.input_embedding_dim
+            cfg.model.input_embedding_dim
         )));
     }
     let model = match &ckpt {
         Some(dir) => checkpoint::load_model(dir, &dev)?.0,
         None => {
             eprintln!(
-                "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, preset {})",
+                "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, {})",
                 args.seed,
-                args.config.preset.name()
+                match (&args.config.config, args.config.preset) {
+                    (Some(file), _) => format!("config {}", file.display()),
+                    (None, p) => format!("preset {}", p.unwrap_or_default().name()),
+                }
             );
-            EnergyFlowModel::new(&cfg, &dev, args.seed)
+            EnergyFlowModel::new(&cfg.model, &dev, args.seed)
         }
     };
-    let (output, stats) = infer_matrix(&model, &cfg, &input, &dev)?;
+    let (output, stats) = infer_batches(&model, &cfg, &input, &dev)?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
-    let line = serde_json::to_string(&stats).map_err(|e| Error::Internal(e.to_string()))?;
-    println!("{line}");
-    Ok(())
-}
-
-/// Runs the model over all rows of `input` in batches of `cfg.batch_size`.
-pub fn infer_matrix(
-    model: &EnergyFlowModel,
-    cfg: &crate::EnergyConfig,
-    input: &Matrix,
-    dev: &burn::tensor::Device,
-) -> Result<(Matrix, FlowStats)> {
-    let mut ws = Workspace::default();
-    let opts = ForwardOptions::inference(cfg);
-    let mut out = Vec::with_capacity(input.rows * cfg.output_embedding_dim);
-    let mut stats = FlowStats::default();
-    for start in (0..input.rows).step_by(cfg.batch_size) {
-        let end = (start + cfg.batch_size).min(input.rows);
-        let rows = input.data[start * input.cols..end * input.cols].to_vec();
-        let x = device::matrix(rows, end - start, input.cols, dev);
-        let f = model.forward(cfg, x, &mut ws, &opts)?;
-        out.extend(device::to_vec(f.output)?);
-        stats.absorb(&f.stats);
-    }
-    Ok((
-        Matrix {
-            rows: input.rows,
-            cols: cfg.output_embedding_dim,
-            data: out,
-        },
-        stats,
-    ))
+    print_json(&stats)
 }

@@ -1,6 +1,9 @@
-//! The command-line interface: one file per command. This is the only
-//! place that prints; every command returns `Result<()>` and `main` turns an
-//! error into one line on stderr and exit code 2 (user error) or 1.
+//! The command-line interface: one file per command, each parsing its
+//! arguments, calling the library and printing. This is the only code that
+//! prints; every command returns `Result<()>` and `main` turns an error into
+//! one line on stderr and exit code 2 (user error) or 1. No command calls
+//! another, and none holds policy: what a run does is decided in the
+//! library (`train::Run`, `model::infer_batches`, `train::eval`, `bench`).
 
 pub mod bench;
 pub mod data;
@@ -9,30 +12,35 @@ pub mod eval;
 pub mod infer;
 pub mod train;
 
-use crate::config::{EnergyConfig, Preset};
-use crate::error::Result;
+use energyflow::config::{ConfigSource, Preset};
+use energyflow::error::{Error, Result};
 use std::path::PathBuf;
 
 /// Options shared by every command that builds a model config.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConfigArgs {
-    /// Preset to start from.
-    #[arg(long, value_enum, default_value = "debug")]
-    pub preset: Preset,
+    /// Preset to start from [default: debug].
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// TOML file whose keys override the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
 impl ConfigArgs {
-    pub fn load(&self) -> Result<EnergyConfig> {
-        match &self.config {
-            Some(path) => EnergyConfig::from_toml_file(path, self.preset),
-            None => {
-                let c = EnergyConfig::preset(self.preset);
-                c.validate()?;
-                Ok(c)
-            }
+    pub fn source(&self) -> ConfigSource {
+        ConfigSource {
+            preset: self.preset,
+            file: self.config.clone(),
         }
     }
+}
+
+/// Prints `value` as one JSON line on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    Ok(())
 }

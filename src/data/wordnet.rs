@@ -166,6 +166,29 @@ pub fn to_tsv(pairs: &[Pair]) -> String {
         .collect()
 }
 
+/// What [`build_tsv`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildSummary {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Pairs written.
+    pub written: usize,
+    pub out: String,
+}
+
+/// Reads the WordNet folder `dict`, keeps `count` pairs and writes them to
+/// `out` as TSV (atomically).
+pub fn build_tsv(dict: &Path, out: &Path, count: usize) -> Result<BuildSummary> {
+    let (pairs, counts) = read_pairs(dict)?;
+    let chosen = select(pairs, count)?;
+    crate::io::write_atomic(out, to_tsv(&chosen).as_bytes())?;
+    Ok(BuildSummary {
+        counts,
+        written: chosen.len(),
+        out: out.display().to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,9 +34,11 @@ pub fn weight_factor(steps: u32, z: f32) -> f32 {
     (1.0 + 0.1 * steps as f32) / (1.0 + surface_distance(z))
 }
 
-/// Reusable scratch of the collection.
+/// The collection and its reusable scratch (the grouping grid and the
+/// coefficient buffers). Not to be confused with the readout network,
+/// `model::collector::OutputCollector`.
 #[derive(Debug, Default)]
-pub struct Collector {
+pub struct Aggregator {
     grid: CellGrid,
     a: Vec<f32>,
     b: Vec<f32>,
@@ -50,7 +52,7 @@ pub struct CollectSummary {
     pub groups: usize,
 }
 
-impl Collector {
+impl Aggregator {
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,20 +1,24 @@
-//! The flow engine: storage, the propagation loop, collection, the cell grid,
-//! statistics, and the naive reference collection.
+//! The flow engine, host side: what a step does to each flow, the flow
+//! store and its compaction, the collection, the cell grid, the one set of
+//! flow counters, and the naive reference collection. It imports nothing
+//! from `model/`: the loop that runs the network over the flows is
+//! `model::forward`, which calls into this module.
 //!
 //! Where the seed's five proposals live:
 //! - s.1 vectorised collection and grouping: `collect.rs` (+ `spatial.rs`);
 //! - s.2 memory management / batch deletion: `store.rs` (one gather per step);
 //! - s.3 fused aggregation: `collect.rs`;
-//! - s.4 batched cleanup: `step.rs` (`advance` + compaction);
+//! - s.4 batched cleanup: `rules.rs` (`advance`) + `FlowStore::compact`;
 //! - s.5 spatial hashing: `spatial.rs`.
 
 pub mod collect;
 pub mod naive;
+pub mod rules;
 pub mod spatial;
 pub mod stats;
-pub mod step;
 pub mod store;
 
-pub use collect::Collector;
-pub use stats::FlowStats;
-pub use store::{CompletedMeta, FlowStore};
+pub use collect::Aggregator;
+pub use rules::{StepRules, advance};
+pub use stats::{FlowStats, LoopStop};
+pub use store::{ActiveTensors, CompletedMeta, FlowStore};

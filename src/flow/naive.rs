@@ -15,7 +15,7 @@ use burn::tensor::activation::softmax;
 use std::collections::HashMap;
 
 /// Naive collection on the device: same value and gradient as
-/// `Collector::collect`, one group at a time.
+/// `Aggregator::collect`, one group at a time.
 pub fn collect_naive(energy: Tensor<1>, meta: &CompletedMeta, n_keys: usize) -> Tensor<1> {
     let dev = energy.device();
     let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();

@@ -8,12 +8,14 @@
 //! active set all at once, never one by one, and nothing is written in place
 //! (so no autograd graph survives a batch, MODEL.md s.7).
 //!
-//! Completed flows keep only what the collection needs: their energy (on
+//! [`FlowStore::compact`] is that gather. Completed flows keep only what the
+//! collection needs: their energy (on
 //! the device, one chunk per step, concatenated once at the end) and host
 //! metadata (group key, steps, final z). Host buffers are reused from one
 //! forward to the next.
 
-use burn::tensor::Tensor;
+use crate::device;
+use burn::tensor::{Device, Tensor};
 
 /// Device state of the active flows (row i = flow i).
 #[derive(Debug, Clone)]
@@ -24,19 +26,6 @@ pub struct ActiveTensors {
     pub energy: Tensor<2>,
     /// Hidden state per GRU layer, each [N, Hd].
     pub hidden: Vec<Tensor<2>>,
-}
-
-/// How a flow completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Completion {
-    /// Crossed z = -1.
-    Z0,
-    /// Crossed z = +1.
-    ZD,
-    /// Projected in the loop after `projection_steps`.
-    Projected,
-    /// Projected after the loop ended.
-    Final,
 }
 
 /// Host metadata of the completed flows (one entry per flow, in the order
@@ -87,7 +76,6 @@ pub struct FlowStore {
     /// Device energies of completed flows, one [n, 1] chunk per step.
     pub done_energy: Vec<Tensor<2>>,
     // Scratch buffers for one step, kept to avoid re-allocation.
-    pub(crate) raw: Vec<f32>,
     pub(crate) keep: Vec<u32>,
     pub(crate) finished: Vec<u32>,
     pub(crate) children: Vec<u32>,
@@ -129,5 +117,37 @@ impl FlowStore {
         };
         let n = all.dims()[0];
         Some(all.reshape([n]))
+    }
+}
+
+impl FlowStore {
+    /// Gathers the next active set after [`super::rules::advance`]:
+    /// survivors (`keep`) then children (`children`), one `select` per
+    /// tensor. `n` is the size of the step's active set. Children take the
+    /// parent's pre-step position (`old_pos`) and its new energy and hidden
+    /// state.
+    pub fn compact(&self, n: usize, old_pos: Tensor<2>, stepped: ActiveTensors, dev: &Device) -> ActiveTensors {
+        let next = self.keep.len() + self.children.len();
+        // Nothing left (the loop stops before reading it), or nobody left
+        // and nobody born: the stepped state is the next state as it is.
+        if next == 0 || (self.keep.len() == n && self.children.is_empty()) {
+            return stepped;
+        }
+        let mut state_idx: Vec<u32> = Vec::with_capacity(next);
+        state_idx.extend_from_slice(&self.keep);
+        state_idx.extend_from_slice(&self.children);
+        let state = device::indices(&state_idx, dev);
+        let pos = if self.children.is_empty() {
+            stepped.pos.select(0, state.clone())
+        } else {
+            let mut pos_idx: Vec<u32> = self.keep.clone();
+            pos_idx.extend(self.children.iter().map(|&p| p + n as u32));
+            Tensor::cat(vec![stepped.pos, old_pos], 0).select(0, device::indices(&pos_idx, dev))
+        };
+        ActiveTensors {
+            pos,
+            energy: stepped.energy.select(0, state.clone()),
+            hidden: stepped.hidden.into_iter().map(|h| h.select(0, state.clone())).collect(),
+        }
     }
 }

@@ -13,51 +13,12 @@
 //! into it even for T = 1: one copy of every hidden state per step saved.
 
 use super::layers::{Init, WeightInit};
+use crate::config::ModelConfig;
 use burn::module::Module;
 use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::{Gelu, Linear};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-
-/// Shapes of an [`EnergyCarrier`].
-#[derive(Debug, Clone, Copy)]
-pub struct CarrierConfig {
-    /// GRU input width (F + 1: neuron features and the energy).
-    pub d_input: usize,
-    /// GRU hidden size Hd.
-    pub d_hidden: usize,
-    /// GRU layers L.
-    pub layers: usize,
-    /// Displacement clamp m.
-    pub max_displacement: f64,
-}
-
-impl CarrierConfig {
-    pub fn init(&self, init: &mut Init, device: &Device) -> EnergyCarrier {
-        let hd = self.d_hidden;
-        let layers = (0..self.layers)
-            .map(|l| {
-                // burn's own (lazy) gate weights are replaced before ever being drawn.
-                let d_in = if l == 0 { self.d_input } else { hd };
-                let mut gru = GruConfig::new(d_in, hd, true).init(device);
-                for gate in [&mut gru.update_gate, &mut gru.reset_gate, &mut gru.new_gate] {
-                    gate.input_transform = init.linear(d_in, hd, WeightInit::XavierUniform);
-                    gate.hidden_transform = init.linear(hd, hd, WeightInit::Orthogonal);
-                }
-                gru
-            })
-            .collect();
-        EnergyCarrier {
-            layers,
-            energy_fc1: init.linear(hd, hd / 2, WeightInit::XavierNormal),
-            energy_fc2: init.linear(hd / 2, 1, WeightInit::XavierNormal),
-            delta_fc1: init.linear(hd, 64, WeightInit::XavierNormal),
-            delta_fc2: init.linear(64, 3, WeightInit::XavierNormal),
-            max_displacement: self.max_displacement,
-            gelu: Gelu::new(),
-        }
-    }
-}
 
 /// The GRU stack and its two heads.
 #[derive(Module, Debug)]
@@ -67,7 +28,6 @@ pub struct EnergyCarrier {
     pub energy_fc2: Linear,
     pub delta_fc1: Linear,
     pub delta_fc2: Linear,
-    pub max_displacement: f64,
     gelu: Gelu,
 }
 
@@ -82,8 +42,39 @@ pub struct CarrierStep {
 }
 
 impl EnergyCarrier {
-    /// One time step: input [N, F+1], hidden per layer [N, Hd].
-    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, scale: f64) -> CarrierStep {
+    /// The carrier of `cfg`: L = `carrier_layers` GRU layers of Hd =
+    /// `carrier_hidden_dim`, input F + 1 (`neuron_output_dim` features and
+    /// the energy). Xavier-uniform input weights, orthogonal recurrent
+    /// weights, Xavier-normal heads, zero biases.
+    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+        let hd = cfg.carrier_hidden_dim;
+        let layers = (0..cfg.carrier_layers)
+            .map(|l| {
+                // burn's own (lazy) gate weights are replaced before ever being drawn.
+                let d_in = if l == 0 { cfg.neuron_output_dim + 1 } else { hd };
+                let mut gru = GruConfig::new(d_in, hd, true).init(device);
+                for gate in [&mut gru.update_gate, &mut gru.reset_gate, &mut gru.new_gate] {
+                    gate.input_transform = init.linear(d_in, hd, WeightInit::XavierUniform);
+                    gate.hidden_transform = init.linear(hd, hd, WeightInit::Orthogonal);
+                }
+                gru
+            })
+            .collect();
+        EnergyCarrier {
+            layers,
+            energy_fc1: init.linear(hd, hd / 2, WeightInit::XavierNormal),
+            energy_fc2: init.linear(hd / 2, 1, WeightInit::XavierNormal),
+            delta_fc1: init.linear(hd, 64, WeightInit::XavierNormal),
+            delta_fc2: init.linear(64, 3, WeightInit::XavierNormal),
+            gelu: Gelu::new(),
+        }
+    }
+
+    /// One time step: input [N, F+1], hidden per layer [N, Hd]. The
+    /// displacement is `clamp(scale * head, -max_displacement,
+    /// max_displacement)`: the scale follows the training schedule and the
+    /// clamp is a flow rule (`[flow]`), so neither is a weight.
+    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, scale: f64, max_displacement: f64) -> CarrierStep {
         let mut x = input;
         let mut new_hidden = Vec::with_capacity(self.layers.len());
         for (gru, h) in self.layers.iter().zip(hidden) {
@@ -94,7 +85,7 @@ impl EnergyCarrier {
         let e = self.gelu.forward(self.energy_fc1.forward(x.clone()));
         let energy = self.energy_fc2.forward(e).tanh();
         let d = self.gelu.forward(self.delta_fc1.forward(x));
-        let m = self.max_displacement;
+        let m = max_displacement;
         let delta = (self.delta_fc2.forward(d) * scale).clamp(-m, m);
         CarrierStep {
             energy,
@@ -121,4 +112,61 @@ fn gru_cell(gru: &Gru, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     let n = (gru.new_gate.input_transform.forward(x) + r * gru.new_gate.hidden_transform.forward(h.clone())).tanh();
     // (1 - z) * n + z * h  ==  n + z * (h - n): one fewer elementwise pass.
     n.clone() + z * (h - n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EnergyConfig, Preset};
+    use crate::device;
+
+    fn small() -> ModelConfig {
+        ModelConfig {
+            neuron_output_dim: 5,
+            carrier_hidden_dim: 8,
+            carrier_layers: 3,
+            ..EnergyConfig::preset(Preset::Debug).model
+        }
+    }
+
+    #[test]
+    fn shapes_of_the_stack_and_the_heads() {
+        let dev = Device::flex();
+        let c = EnergyCarrier::new(&small(), &mut Init::new(4, &dev), &dev);
+        assert_eq!(c.layers.len(), 3);
+        assert_eq!(c.hidden_dim(), 8);
+        assert_eq!(c.layers[0].update_gate.input_transform.weight.dims(), [6, 8]);
+        assert_eq!(c.layers[1].update_gate.input_transform.weight.dims(), [8, 8]);
+        assert_eq!(c.layers[2].new_gate.hidden_transform.weight.dims(), [8, 8]);
+        assert_eq!(c.energy_fc1.weight.dims(), [8, 4]);
+        assert_eq!(c.delta_fc2.weight.dims(), [64, 3]);
+        let x = device::matrix((0..12).map(|i| (i as f32).cos()).collect(), 2, 6, &dev);
+        let h = vec![Tensor::zeros([2, 8], &dev); 3];
+        let out = c.step(x, h, 1.0, 0.5);
+        assert_eq!(out.energy.dims(), [2, 1]);
+        assert_eq!(out.delta.dims(), [2, 3]);
+        assert_eq!(out.hidden.len(), 3);
+        assert!(out.hidden.iter().all(|h| h.dims() == [2, 8]));
+        assert!(device::to_vec(out.energy).unwrap().iter().all(|e| e.abs() < 1.0));
+    }
+
+    #[test]
+    fn recurrent_weights_are_orthogonal_and_the_delta_is_clamped() {
+        let dev = Device::flex();
+        let c = EnergyCarrier::new(&small(), &mut Init::new(5, &dev), &dev);
+        let w = device::to_vec(c.layers[0].reset_gate.hidden_transform.weight.val()).unwrap();
+        for i in 0..8 {
+            for j in 0..8 {
+                let dot: f32 = (0..8).map(|k| w[k * 8 + i] * w[k * 8 + j]).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-5, "({i},{j}): {dot}");
+            }
+        }
+        // A huge scale saturates the clamp at exactly +-m.
+        let x = device::matrix((0..6).map(|i| i as f32).collect(), 1, 6, &dev);
+        let out = c.step(x, vec![Tensor::zeros([1, 8], &dev); 3], 1e6, 0.25);
+        let d = device::to_vec(out.delta).unwrap();
+        assert!(d.iter().all(|v| v.abs() <= 0.25), "{d:?}");
+        assert!(d.iter().any(|v| v.abs() == 0.25), "{d:?}");
+    }
 }

@@ -5,40 +5,14 @@
 //! Linear(I,E_out)`.
 
 use super::layers::{Init, WeightInit, dropout};
+use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 
-/// Shapes of an [`OutputCollector`].
-#[derive(Debug, Clone, Copy)]
-pub struct CollectorConfig {
-    /// Lattice width W.
-    pub width: usize,
-    /// Lattice height H.
-    pub height: usize,
-    /// Hidden width I.
-    pub d_hidden: usize,
-    /// Output embedding width E_out.
-    pub d_output: usize,
-}
-
-impl CollectorConfig {
-    pub fn init(&self, init: &mut Init, device: &Device) -> OutputCollector {
-        let s = self.width * self.height;
-        OutputCollector {
-            position_weights: init.constant([self.height, self.width], 1.0),
-            fc1: init.linear(s, 2 * s, WeightInit::Default),
-            ln1: LayerNormConfig::new(2 * s).init(device),
-            fc2: init.linear(2 * s, self.d_hidden, WeightInit::Default),
-            ln2: LayerNormConfig::new(self.d_hidden).init(device),
-            fc3: init.linear(self.d_hidden, self.d_output, WeightInit::Default),
-            gelu: Gelu::new(),
-        }
-    }
-}
-
-/// Surface -> embedding.
+/// Surface -> embedding (the readout network; `flow::Aggregator` is the
+/// collection that builds the surface).
 #[derive(Module, Debug)]
 pub struct OutputCollector {
     pub position_weights: Param<Tensor<2>>,
@@ -51,6 +25,22 @@ pub struct OutputCollector {
 }
 
 impl OutputCollector {
+    /// The readout of `cfg`: S = W * H, I = `mapper_hidden_dim()`, E_out =
+    /// `output_embedding_dim`; position weights start at 1.
+    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+        let (w, h, i) = (cfg.lattice_width, cfg.lattice_height, cfg.mapper_hidden_dim());
+        let s = w * h;
+        OutputCollector {
+            position_weights: init.constant([h, w], 1.0),
+            fc1: init.linear(s, 2 * s, WeightInit::Default),
+            ln1: LayerNormConfig::new(2 * s).init(device),
+            fc2: init.linear(2 * s, i, WeightInit::Default),
+            ln2: LayerNormConfig::new(i).init(device),
+            fc3: init.linear(i, cfg.output_embedding_dim, WeightInit::Default),
+            gelu: Gelu::new(),
+        }
+    }
+
     /// surface [B, S] -> [B, E_out].
     /// `dropout_rng`: Some in training (dropout on), None in inference.
     pub fn forward(&self, surface: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
@@ -61,5 +51,39 @@ impl OutputCollector {
         let x = self.ln2.forward(self.gelu.forward(self.fc2.forward(x)));
         let x = dropout(x, 0.1, dropout_rng);
         self.fc3.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EnergyConfig, Preset};
+    use crate::device;
+
+    #[test]
+    fn shapes_and_position_weights() {
+        let dev = Device::flex();
+        let cfg = ModelConfig {
+            lattice_width: 4,
+            lattice_height: 2,
+            mapper_hidden: Some(6),
+            output_embedding_dim: 5,
+            ..EnergyConfig::preset(Preset::Debug).model
+        };
+        let c = OutputCollector::new(&cfg, &mut Init::new(3, &dev), &dev);
+        assert_eq!(c.position_weights.dims(), [2, 4]);
+        assert!(
+            device::to_vec(c.position_weights.val())
+                .unwrap()
+                .iter()
+                .all(|&v| v == 1.0)
+        );
+        assert_eq!(c.fc1.weight.dims(), [8, 16]);
+        assert_eq!(c.fc2.weight.dims(), [16, 6]);
+        assert_eq!(c.fc3.weight.dims(), [6, 5]);
+        let surface = device::matrix((0..24).map(|i| (i as f32 * 0.3).sin()).collect(), 3, 8, &dev);
+        let y = c.forward(surface, None);
+        assert_eq!(y.dims(), [3, 5]);
+        assert!(device::to_vec(y).unwrap().iter().all(|v| v.is_finite()));
     }
 }

@@ -8,40 +8,11 @@
 //! it is trained and saved with everything else (MODEL.md s.7).
 
 use super::layers::{Init, WeightInit, dropout};
+use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
-
-/// Shapes of an [`InputMapper`].
-#[derive(Debug, Clone, Copy)]
-pub struct MapperConfig {
-    /// Teacher embedding width E_in.
-    pub d_input: usize,
-    /// Hidden width I.
-    pub d_hidden: usize,
-    /// Lattice width W.
-    pub width: usize,
-    /// Lattice height H.
-    pub height: usize,
-}
-
-impl MapperConfig {
-    pub fn init(&self, init: &mut Init, device: &Device) -> InputMapper {
-        let s = self.width * self.height;
-        InputMapper {
-            fc1: init.linear(self.d_input, self.d_hidden, WeightInit::Default),
-            ln1: LayerNormConfig::new(self.d_hidden).init(device),
-            fc2: init.linear(self.d_hidden, 2 * s, WeightInit::Default),
-            ln2: LayerNormConfig::new(2 * s).init(device),
-            fc3: init.linear(2 * s, s, WeightInit::Default),
-            scale: init.constant([1], 1.0),
-            bias: init.constant([1], 0.0),
-            positional: init.normal([self.height, self.width], 0.02),
-            gelu: Gelu::new(),
-        }
-    }
-}
 
 /// Teacher embedding -> surface energies. Parameters: fc1 [E_in, I],
 /// fc2 [I, 2S], fc3 [2S, S] (PyTorch-like init), LayerNorms, `scale` [1]
@@ -60,6 +31,24 @@ pub struct InputMapper {
 }
 
 impl InputMapper {
+    /// The mapper of `cfg`: E_in = `input_embedding_dim`, I =
+    /// `mapper_hidden_dim()`, S = W * H; weights drawn from `init`.
+    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+        let (w, h, i) = (cfg.lattice_width, cfg.lattice_height, cfg.mapper_hidden_dim());
+        let s = w * h;
+        InputMapper {
+            fc1: init.linear(cfg.input_embedding_dim, i, WeightInit::Default),
+            ln1: LayerNormConfig::new(i).init(device),
+            fc2: init.linear(i, 2 * s, WeightInit::Default),
+            ln2: LayerNormConfig::new(2 * s).init(device),
+            fc3: init.linear(2 * s, s, WeightInit::Default),
+            scale: init.constant([1], 1.0),
+            bias: init.constant([1], 0.0),
+            positional: init.normal([h, w], 0.02),
+            gelu: Gelu::new(),
+        }
+    }
+
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
     /// `dropout_rng`: Some in training (dropout on), None in inference.
     pub fn forward(&self, x: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
@@ -71,5 +60,51 @@ impl InputMapper {
         let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
         let [h, w] = self.positional.dims();
         x + self.positional.val().reshape([1, h * w])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EnergyConfig, Preset};
+    use crate::device;
+    use rand::SeedableRng;
+
+    fn small() -> ModelConfig {
+        ModelConfig {
+            lattice_width: 5,
+            lattice_height: 3,
+            input_embedding_dim: 7,
+            mapper_hidden: Some(6),
+            ..EnergyConfig::preset(Preset::Debug).model
+        }
+    }
+
+    #[test]
+    fn shapes_and_initial_scalars() {
+        let dev = Device::flex();
+        let cfg = small();
+        let m = InputMapper::new(&cfg, &mut Init::new(1, &dev), &dev);
+        assert_eq!(m.fc1.weight.dims(), [7, 6]);
+        assert_eq!(m.fc2.weight.dims(), [6, 30]);
+        assert_eq!(m.fc3.weight.dims(), [30, 15]);
+        assert_eq!(m.positional.dims(), [3, 5]);
+        assert_eq!(device::to_vec(m.scale.val()).unwrap(), vec![1.0]);
+        assert_eq!(device::to_vec(m.bias.val()).unwrap(), vec![0.0]);
+        let x = device::matrix((0..14).map(|i| i as f32 * 0.1).collect(), 2, 7, &dev);
+        let y = m.forward(x.clone(), None);
+        assert_eq!(y.dims(), [2, 15]);
+        // tanh output plus a small positional table: within (-1.2, 1.2).
+        assert!(device::to_vec(y.clone()).unwrap().iter().all(|v| v.abs() < 1.2));
+        // Inference is deterministic; training dropout changes the output.
+        assert_eq!(
+            device::to_vec(m.forward(x.clone(), None)).unwrap(),
+            device::to_vec(y.clone()).unwrap()
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        assert_ne!(
+            device::to_vec(m.forward(x, Some(&mut rng))).unwrap(),
+            device::to_vec(y).unwrap()
+        );
     }
 }

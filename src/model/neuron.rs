@@ -6,33 +6,10 @@
 //! and are not normalised again (the reference did, MODEL.md s.7).
 
 use super::layers::{Init, WeightInit};
+use crate::config::ModelConfig;
 use burn::module::Module;
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
-
-/// Shapes of a [`SimpleNeuron`].
-#[derive(Debug, Clone, Copy)]
-pub struct NeuronConfig {
-    /// Hidden width (default 32).
-    pub d_hidden: usize,
-    /// Output width F (default 64).
-    pub d_output: usize,
-}
-
-impl NeuronConfig {
-    pub fn init(&self, init: &mut Init, device: &Device) -> SimpleNeuron {
-        let h = self.d_hidden;
-        SimpleNeuron {
-            pos: init.linear(3, 3, WeightInit::He),
-            fc1: init.linear(4, h, WeightInit::He),
-            ln1: LayerNormConfig::new(h).init(device),
-            fc2: init.linear(h, h, WeightInit::He),
-            ln2: LayerNormConfig::new(h).init(device),
-            fc3: init.linear(h, self.d_output, WeightInit::He),
-            gelu: Gelu::new(),
-        }
-    }
-}
 
 /// Per-flow feature extractor shared by all flows.
 #[derive(Module, Debug)]
@@ -47,6 +24,21 @@ pub struct SimpleNeuron {
 }
 
 impl SimpleNeuron {
+    /// The neuron of `cfg`: hidden `neuron_hidden_dim`, output F =
+    /// `neuron_output_dim`; He weights, zero biases.
+    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+        let h = cfg.neuron_hidden_dim;
+        SimpleNeuron {
+            pos: init.linear(3, 3, WeightInit::He),
+            fc1: init.linear(4, h, WeightInit::He),
+            ln1: LayerNormConfig::new(h).init(device),
+            fc2: init.linear(h, h, WeightInit::He),
+            ln2: LayerNormConfig::new(h).init(device),
+            fc3: init.linear(h, cfg.neuron_output_dim, WeightInit::He),
+            gelu: Gelu::new(),
+        }
+    }
+
     /// pos [N, 3], energy [N, 1] -> features [N, F].
     pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
         let p = self.pos.forward(pos);
@@ -54,5 +46,36 @@ impl SimpleNeuron {
         let x = self.gelu.forward(self.ln1.forward(self.fc1.forward(x)));
         let x = self.gelu.forward(self.ln2.forward(self.fc2.forward(x)));
         self.fc3.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EnergyConfig, Preset};
+    use crate::device;
+
+    #[test]
+    fn shapes_and_zero_biases() {
+        let dev = Device::flex();
+        let cfg = ModelConfig {
+            neuron_hidden_dim: 5,
+            neuron_output_dim: 9,
+            ..EnergyConfig::preset(Preset::Debug).model
+        };
+        let n = SimpleNeuron::new(&cfg, &mut Init::new(2, &dev), &dev);
+        assert_eq!(n.pos.weight.dims(), [3, 3]);
+        assert_eq!(n.fc1.weight.dims(), [4, 5]);
+        assert_eq!(n.fc2.weight.dims(), [5, 5]);
+        assert_eq!(n.fc3.weight.dims(), [5, 9]);
+        for l in [&n.pos, &n.fc1, &n.fc2, &n.fc3] {
+            let b = device::to_vec(l.bias.as_ref().unwrap().val()).unwrap();
+            assert!(b.iter().all(|&v| v == 0.0));
+        }
+        let pos = device::matrix(vec![0.0, 0.5, -1.0, 1.0, -0.5, 0.0], 2, 3, &dev);
+        let e = device::matrix(vec![0.3, -0.2], 2, 1, &dev);
+        let f = n.forward(pos, e);
+        assert_eq!(f.dims(), [2, 9]);
+        assert!(device::to_vec(f).unwrap().iter().all(|v| v.is_finite()));
     }
 }

@@ -9,16 +9,19 @@
 //!
 //! - `folder`: checks a model folder and reads its configs;
 //! - `pooling`: pooling modes and normalisation;
-//! - `text`: the input text files and the JSONL sidecar.
+//! - `text`: the input text files and the JSONL sidecar;
+//! - `job`: a whole `embed` run, file in, files out.
 
 pub mod folder;
+pub mod job;
 pub mod pooling;
 pub mod text;
 
 pub use folder::ModelFolder;
+pub use job::{EmbedJob, EmbedSummary};
 pub use text::{TextFile, TextFormat};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::io::Matrix;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -74,7 +77,7 @@ impl Teacher {
             Error::input(format!(
                 "{}: cannot load tokenizer ({})",
                 tok_path.display(),
-                one_line(&e)
+                one_line(&e.to_string())
             ))
         })?;
         // The file pads every text to a fixed length (128 for
@@ -92,7 +95,7 @@ impl Teacher {
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
             }))
-            .map_err(|e| Error::Internal(format!("tokenizer truncation: {}", one_line(&e))))?;
+            .map_err(|e| Error::Internal(format!("tokenizer truncation: {}", one_line(&e.to_string()))))?;
 
         let device = Device::Cpu;
         let weights_path = folder.weights_path();
@@ -101,7 +104,7 @@ impl Teacher {
             Error::input(format!(
                 "{}: cannot load BERT weights ({})",
                 weights_path.display(),
-                one_line(&e)
+                one_line(&e.to_string())
             ))
         };
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device).map_err(weights_err)?;
@@ -186,7 +189,7 @@ impl Teacher {
                 let enc = self
                     .tokenizer
                     .encode(*t, true)
-                    .map_err(|e| Error::Internal(format!("tokenizer: {}", one_line(&e))))?;
+                    .map_err(|e| Error::Internal(format!("tokenizer: {}", one_line(&e.to_string()))))?;
                 // Truncation moves the cut-off tokens into `overflowing`.
                 let cut = !enc.get_overflowing().is_empty();
                 Ok((
@@ -221,29 +224,11 @@ impl Teacher {
             let h = self.model.forward(&ids_t, &type_t, Some(&mask_t))?;
             h.flatten_all()?.to_vec1::<f32>()
         })()
-        .map_err(|e: candle_core::Error| Error::Internal(format!("BERT forward: {}", one_line(&e))))?;
+        .map_err(|e: candle_core::Error| Error::Internal(format!("BERT forward: {}", one_line(&e.to_string()))))?;
         let mut pooled = self.folder.pooling.pool(&hidden, &mask, b, seq);
         if self.folder.normalize {
             pooling::l2_normalize_rows(&mut pooled, self.dim());
         }
         Ok(pooled)
     }
-}
-
-/// Cosine similarity of two vectors (0 when either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
-}
-
-/// Error text from a dependency, kept to one line for the CLI.
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    let s = e.to_string();
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -5,8 +5,9 @@
 //! File format: tensors "input" [N, E_in] and "target" [N, E_out], f32 or
 //! f16 (read through `io::read_matrix`, which refuses NaN/Inf, wrong ranks
 //! and zero rows). An optional sidecar `<name>.jsonl` holds the texts; it is
-//! not needed for training and is only counted.
+//! not needed for training.
 
+use crate::config::{EnergyConfig, LossKind};
 use crate::error::{Error, Result};
 use crate::io::{Matrix, read_file, read_matrix};
 use crate::model::layers::random_orthonormal;
@@ -65,9 +66,43 @@ impl PairData {
         self.input.rows == 0
     }
 
-    /// The sidecar text file of a data file: `X.safetensors` -> `X.jsonl`.
-    pub fn sidecar(path: &Path) -> PathBuf {
-        path.with_extension("jsonl")
+    /// Checks that `cfg` fits this data (the embedding widths, and equal
+    /// widths for the "surface" loss), naming the field when not.
+    pub fn check_fits(&self, cfg: &EnergyConfig) -> Result<()> {
+        let fits = |field: &str, want: usize, got: usize, tensor: &str| {
+            if want == got {
+                Ok(())
+            } else {
+                Err(Error::input(format!(
+                    "{}: tensor \"{tensor}\" has width {got}, but {field} = {want}",
+                    self.origin
+                )))
+            }
+        };
+        let m = &cfg.model;
+        fits(
+            "model.input_embedding_dim",
+            m.input_embedding_dim,
+            self.input.cols,
+            "input",
+        )?;
+        fits(
+            "model.output_embedding_dim",
+            m.output_embedding_dim,
+            self.target.cols,
+            "target",
+        )?;
+        if cfg.train.loss == LossKind::Surface && m.input_embedding_dim != m.output_embedding_dim {
+            return Err(Error::config(
+                "train.loss",
+                "\"surface\"",
+                format!(
+                    "the surface loss maps targets through the input mapper, so it needs model.input_embedding_dim ({}) = model.output_embedding_dim ({})",
+                    m.input_embedding_dim, m.output_embedding_dim
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Rows `idx` of the inputs and targets, flattened row-major.

@@ -15,13 +15,18 @@
 //! time than these forty lines.
 
 use super::data::PairData;
+use super::data::{Split, bundled_path};
 use super::loss;
+use crate::checkpoint;
 use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
+use crate::io::cosine;
 use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
 use burn::module::Module;
+use burn::tensor::Device;
 use serde::Serialize;
+use std::path::Path;
 
 /// Metrics of a model on a set of rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -43,7 +48,7 @@ pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, id
     let mut ws = Workspace::default();
     let opts = ForwardOptions::inference(cfg);
     let (mut loss_sum, mut mse_sum, mut cos_sum) = (0.0, 0.0, 0.0);
-    for chunk in idx.chunks(cfg.batch_size.max(1)) {
+    for chunk in idx.chunks(cfg.train.batch_size.max(1)) {
         let (x, y) = data.gather(chunk);
         let b = chunk.len();
         let x = device::matrix(x, b, data.input.cols, &dev);
@@ -68,15 +73,11 @@ pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, id
 /// of rows `idx`.
 fn mean_cosine(pred: &[f32], data: &PairData, idx: &[usize]) -> f64 {
     let cols = data.target.cols;
-    let mut sum = 0.0;
-    for (k, &i) in idx.iter().enumerate() {
-        let p = &pred[k * cols..(k + 1) * cols];
-        let t = data.target.row(i);
-        let dot: f64 = p.iter().zip(t).map(|(a, b)| *a as f64 * *b as f64).sum();
-        let np = p.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-        let nt = t.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-        sum += dot / (np * nt).max(1e-8);
-    }
+    let sum: f64 = idx
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| cosine(&pred[k * cols..(k + 1) * cols], data.target.row(i)))
+        .sum();
     sum / idx.len().max(1) as f64
 }
 
@@ -261,6 +262,43 @@ pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[
         identity_cosine: identity_cosine(data, val),
         linear_cosine: mean_cosine(&ridge.predict(data, val), data, val),
     })
+}
+
+/// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
+/// of `data`, or of the data it records. Returns the report and a note
+/// when the split is not the one the run held out.
+pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) -> Result<(EvalReport, Option<String>)> {
+    let (model, meta) = checkpoint::load_model(dir, dev)?;
+    let loaded;
+    let data = match (data, &meta.data) {
+        (Some(d), _) => d,
+        (None, Some(info)) => {
+            loaded = PairData::from_origin(&info.origin)?;
+            &loaded
+        }
+        (None, None) => {
+            loaded = PairData::load(&bundled_path())?;
+            &loaded
+        }
+    };
+    data.check_fits(&meta.config)?;
+    let (split, note) = match &meta.data {
+        Some(info) if info.n == data.len() => (Split::new(data.len(), info.val_fraction, info.seed)?, None),
+        Some(info) => (
+            Split::new(data.len(), info.val_fraction, info.seed)?,
+            Some(format!(
+                "{} has {} pairs, the run trained on {}: this held-out split is not the run's",
+                data.origin,
+                data.len(),
+                info.n
+            )),
+        ),
+        None => (
+            Split::new(data.len(), meta.config.train.val_fraction, 0)?,
+            Some("the checkpoint records no training data: held-out split of seed 0".to_string()),
+        ),
+    };
+    Ok((report(&model, &meta.config, data, &split.train, &split.val)?, note))
 }
 
 #[cfg(test)]

@@ -1,17 +1,37 @@
 //! What a training run reports: one record per optimizer step and one per
 //! validation (end of an epoch, or the end of a run that stopped inside
-//! one), appended to `metrics.jsonl` as one JSON object per line.
+//! one), appended to `metrics.jsonl` as one JSON object per line, and read
+//! back with [`read_records`].
 
 use crate::error::{Error, Result};
+use crate::flow::FlowStats;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// One line of `metrics.jsonl`, tagged by its `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// `"kind": "step"`: one optimizer step.
+    Step(StepRecord),
+    /// `"kind": "validation"`: one held-out validation.
+    Validation(ValidationRecord),
+}
+
+impl Record {
+    /// The optimizer step the record belongs to (steps done when validating).
+    pub fn step(&self) -> usize {
+        match self {
+            Record::Step(r) => r.step,
+            Record::Validation(r) => r.step,
+        }
+    }
+}
+
 /// One optimizer step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// Always "step".
-    pub kind: String,
     /// 1-based number of this optimizer step.
     pub step: usize,
     /// 0-based epoch the step's batches came from.
@@ -29,36 +49,31 @@ pub struct StepRecord {
     pub skipped_total: usize,
     pub samples: usize,
     pub samples_per_s: f64,
+    /// The whole optimizer step.
     pub step_ms: f64,
+    /// The passes' forwards and losses, with the batch upload and the
+    /// losses' read-back.
     pub forward_ms: f64,
+    /// The passes' backward and gradient accumulation.
     pub backward_ms: f64,
+    /// Global clipping and the AdamW update.
     pub optimizer_ms: f64,
-    /// From the end of the last propagation step until the surface is ready.
+    /// From the end of the propagation loop until the surface is ready:
+    /// final projection, concatenation, collection (summed over passes).
     pub end_of_batch_ms: f64,
-    /// Collection alone (grouping + segment softmax), part of end_of_batch.
+    /// The collection alone (grouping + segment softmax), part of end_of_batch.
     pub collect_ms: f64,
-    pub flows_created: usize,
-    pub flows_spawned: usize,
-    pub flows_dropped: usize,
-    pub completed_z0: usize,
-    pub completed_zd: usize,
-    /// Projected in the loop after projection_steps.
-    pub completed_projected: usize,
-    /// Projected after the loop (still active at its end).
-    pub completed_final: usize,
-    /// Propagation steps run (the most of the step's micro-batches).
-    pub steps_run: usize,
-    pub mean_steps: f64,
-    pub cells_covered: usize,
+    /// The flow counters of the step's passes together.
+    #[serde(flatten)]
+    pub flows: FlowStats,
     /// Peak resident memory of the process so far.
     pub peak_rss_mb: f64,
 }
 
-/// One validation on the held-out split.
+/// One validation on the held-out split: at an epoch's end, or at the end
+/// of a run that stopped inside one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Always "epoch".
-    pub kind: String,
+pub struct ValidationRecord {
     /// 0-based epoch.
     pub epoch: usize,
     /// Optimizer steps done when validating.
@@ -143,12 +158,88 @@ impl MetricsLog {
     }
 
     /// Appends one record as a line and flushes it.
-    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
+    pub fn write(&mut self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_string(record).map_err(|e| Error::Internal(e.to_string()))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .map_err(|e| Error::io(&self.path, e))?;
         self.file.flush().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Reads the records of a `metrics.jsonl` file; a line that is not a record
+/// is refused naming the file and the line number.
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::input(format!(
+                    "{}: line {}: not a metrics record ({e})",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::LoopStop;
+
+    #[test]
+    fn records_round_trip_with_their_kind_and_flat_flow_counters() {
+        let step = Record::Step(StepRecord {
+            step: 3,
+            loss: 0.5,
+            flows: FlowStats {
+                flows_created: 10,
+                completed_z0: 10,
+                active_per_step: vec![10],
+                stop_reason: LoopStop::NoActive,
+                ..FlowStats::default()
+            },
+            ..StepRecord::default()
+        });
+        let val = Record::Validation(ValidationRecord {
+            step: 3,
+            val_cosine: 0.25,
+            best: true,
+            ..ValidationRecord::default()
+        });
+        let line = serde_json::to_string(&step).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "step");
+        assert_eq!(v["flows_created"], 10);
+        assert_eq!(v["stop_reason"], "no_active");
+        assert!(v.get("flows").is_none(), "flattened: {line}");
+        let line2 = serde_json::to_string(&val).unwrap();
+        assert!(line2.contains("\"kind\":\"validation\""), "{line2}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let mut log = MetricsLog::open(&path, None).unwrap();
+        log.write(&step).unwrap();
+        log.write(&val).unwrap();
+        assert_eq!(read_records(&path).unwrap(), vec![step.clone(), val]);
+        // A resumed run keeps the lines up to its step only.
+        let mut later = step.clone();
+        if let Record::Step(r) = &mut later {
+            r.step = 4;
+        }
+        let mut log = MetricsLog::open(&path, None).unwrap();
+        log.write(&step).unwrap();
+        log.write(&later).unwrap();
+        drop(log);
+        MetricsLog::open(&path, Some(3)).unwrap();
+        assert_eq!(read_records(&path).unwrap(), vec![step]);
+        std::fs::write(&path, "{\"kind\":\"nothing\"}\n").unwrap();
+        let e = read_records(&path).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -1,71 +1,38 @@
-//! The training loop of MODEL.md s.5: AdamW with explicit hyper-parameters,
-//! global gradient-norm clipping, gradient accumulation, warm-up + cosine
-//! schedule, skipping (and counting) non-finite steps, held-out validation,
-//! `latest`/`best` checkpoints and exact resume.
+//! A model in training: one optimizer step of MODEL.md s.5 at a time, with
+//! everything needed to save and continue it. The loop around it, the run
+//! folder and its checkpoints are `run.rs`.
 //!
-//! One optimizer step consumes `grad_accumulation` batches of `batch_size`
-//! samples from the current epoch's shuffled order (the last step of an
-//! epoch may take fewer), each run as one pass or, with `micro_batch`, as
-//! several smaller ones. Each pass's loss is weighted by its share of the
-//! step's samples, so the accumulated gradient is the mean over the step's
-//! samples whatever the split into passes.
+//! One optimizer step consumes `accumulate_batches` batches of
+//! `batch_size` samples from the current epoch's shuffled order (the last
+//! step of an epoch may take fewer), each run as one pass or, with
+//! `samples_per_pass`, as several smaller ones. Each pass's loss is
+//! weighted by its share of the step's samples, so the accumulated gradient
+//! is the mean over the step's samples whatever the split into passes. The
+//! gradient is clipped to a global norm; a step whose loss or gradient norm
+//! is not finite is skipped and counted, and leaves the weights alone.
 //!
-//! Determinism: the split, each epoch's order and each pass's
-//! dropout and exploration noise are seeded from (seed, counter) alone, and
-//! parameter ids are stable (`EnergyFlowModel::new`), so the optimizer state
-//! reloads onto the right tensors: a run resumed from a checkpoint computes
-//! the same weights as one that never stopped.
+//! Determinism: the split, each epoch's order and each pass's dropout and
+//! exploration noise are seeded from (seed, counter) alone, and parameter
+//! ids are stable (`EnergyFlowModel::new`), so the optimizer state reloads
+//! onto the right tensors: a run resumed from a checkpoint computes the
+//! same weights as one that never stopped.
 
 use super::data::{PairData, Split, epoch_order, mix, stream};
 use super::eval::{self, ModelMetrics};
 use super::grads;
 use super::loss;
-use super::metrics::{EpochRecord, MetricsLog, StepRecord, peak_rss_mb};
+use super::metrics::{StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
 use crate::config::{EnergyConfig, LossKind};
 use crate::device;
 use crate::error::{Error, Result};
-use crate::flow::FlowStats;
 use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::Instant;
-
-/// Checks that the config fits the data, naming the field when not.
-pub fn check_data_fits(cfg: &EnergyConfig, data: &PairData) -> Result<()> {
-    let fits = |field: &str, want: usize, got: usize, tensor: &str| {
-        if want == got {
-            Ok(())
-        } else {
-            Err(Error::input(format!(
-                "{}: tensor \"{tensor}\" has width {got}, but {field} = {want}",
-                data.origin
-            )))
-        }
-    };
-    fits("input_embedding_dim", cfg.input_embedding_dim, data.input.cols, "input")?;
-    fits(
-        "output_embedding_dim",
-        cfg.output_embedding_dim,
-        data.target.cols,
-        "target",
-    )?;
-    if cfg.train.loss == LossKind::Surface && cfg.input_embedding_dim != cfg.output_embedding_dim {
-        return Err(Error::config(
-            "train.loss",
-            "\"surface\"",
-            format!(
-                "the surface loss maps targets through the input mapper, so it needs input_embedding_dim ({}) = output_embedding_dim ({})",
-                cfg.input_embedding_dim, cfg.output_embedding_dim
-            ),
-        ));
-    }
-    Ok(())
-}
 
 /// The optimizer the config asks for (every hyper-parameter explicit: burn's
 /// defaults differ from PyTorch's). Clipping is done globally by us.
@@ -99,34 +66,17 @@ fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
     model
 }
 
-/// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// All planned steps done (epochs, or train.steps).
-    Finished,
-    /// `--max-steps` reached.
-    MaxSteps,
-    /// The stop flag (Ctrl-C) was raised.
-    Interrupted,
-}
-
-/// What the caller hears about while a run goes on.
-pub enum Event<'a> {
-    Step(&'a StepRecord),
-    Validated(&'a EpochRecord),
-    Saved { dir: &'a Path, best: bool },
-}
-
-/// Summary of a finished run.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    pub stop: StopReason,
-    pub steps: usize,
-    pub skipped: usize,
-    pub last_val: Option<ModelMetrics>,
-    pub best_val_loss: Option<f64>,
-    pub out: PathBuf,
+/// The schedule of a run: warm-up and cosine decay over epochs x steps per
+/// epoch, or `train.planned_steps` when that is fewer.
+fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
+    let t = &cfg.train;
+    let per_epoch = n_train.div_ceil(t.batch_size).div_ceil(t.accumulate_batches);
+    Schedule {
+        lr: t.learning_rate,
+        warmup: t.warmup_steps,
+        total: (per_epoch * t.epochs).min(t.planned_steps.unwrap_or(usize::MAX)).max(1),
+        min_ratio: t.min_lr_ratio,
+    }
 }
 
 /// A model in training with everything needed to continue it.
@@ -146,11 +96,11 @@ impl Trainer {
     /// A fresh run on `data` (`device` is a plain device; autodiff is added).
     pub fn new(cfg: EnergyConfig, data: &PairData, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
-        check_data_fits(&cfg, data)?;
+        data.check_fits(&cfg)?;
         let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
         let schedule = schedule_for(&cfg, split.train.len());
         let device = autodiff(device, &cfg);
-        let model = prepare(EnergyFlowModel::new(&cfg, &device, seed), &cfg);
+        let model = prepare(EnergyFlowModel::new(&cfg.model, &device, seed), &cfg);
         Ok(Trainer {
             optim: optimizer(&cfg),
             model,
@@ -161,7 +111,6 @@ impl Trainer {
                 epoch: 0,
                 batch_in_epoch: 0,
                 skipped: 0,
-                samples_seen: 0,
                 best_val_loss: None,
                 best_step: None,
                 total_steps: schedule.total,
@@ -193,7 +142,7 @@ impl Trainer {
             )));
         };
         let cfg = meta.config.clone();
-        check_data_fits(&cfg, data)?;
+        data.check_fits(&cfg)?;
         if info.n != data.len() {
             return Err(Error::input(format!(
                 "{}: {} pairs, but the checkpoint was trained on {} pairs of {}; resume on the same data",
@@ -234,12 +183,12 @@ impl Trainer {
     /// budget): the schedule's horizon moves, so steps from here on see a
     /// different rate than the original plan would have given them.
     pub fn extend_epochs(&mut self, epochs: usize) -> Result<()> {
-        if epochs == self.cfg.train.epochs && self.cfg.train.steps.is_none() {
+        if epochs == self.cfg.train.epochs && self.cfg.train.planned_steps.is_none() {
             return Ok(());
         }
         let mut cfg = self.cfg.clone();
         cfg.train.epochs = epochs;
-        cfg.train.steps = None;
+        cfg.train.planned_steps = None;
         cfg.validate()?;
         self.schedule = schedule_for(&cfg, self.split.train.len());
         self.state.total_steps = self.schedule.total;
@@ -254,57 +203,61 @@ impl Trainer {
 
     /// Batches per epoch.
     fn batches_per_epoch(&self) -> usize {
-        self.split.train.len().div_ceil(self.cfg.batch_size)
+        self.split.train.len().div_ceil(self.cfg.train.batch_size)
+    }
+
+    /// True when the current epoch's batches are all used.
+    pub fn epoch_done(&self) -> bool {
+        self.state.batch_in_epoch >= self.batches_per_epoch()
     }
 
     /// The batches of the next optimizer step (row indices).
     fn next_batches(&self) -> Vec<Vec<usize>> {
         let order = epoch_order(&self.split.train, self.state.seed, self.state.epoch);
-        let b = self.cfg.batch_size;
+        let b = self.cfg.train.batch_size;
         let per_epoch = self.batches_per_epoch();
         let first = self.state.batch_in_epoch;
-        let last = (first + self.cfg.train.grad_accumulation).min(per_epoch);
+        let last = (first + self.cfg.train.accumulate_batches).min(per_epoch);
         (first..last)
             .map(|j| order[j * b..((j + 1) * b).min(order.len())].to_vec())
             .collect()
     }
 
     /// The config of one pass of `samples` samples. A pass smaller than the
-    /// batch (`micro_batch`) gets its share of `max_active_flows`, so each
-    /// sample has the same room for children as in a whole-batch pass.
+    /// batch (`samples_per_pass`) gets its share of `max_active_flows`, so
+    /// each sample has the same room for children as in a whole-batch pass.
     fn pass_config(&self, samples: usize) -> EnergyConfig {
         let mut c = self.cfg.clone();
-        if samples < c.batch_size {
-            let share = c.max_active_flows * samples / c.batch_size;
-            c.max_active_flows = share.max(samples * c.surface_cells());
+        let b = c.train.batch_size;
+        if samples < b {
+            let share = c.flow.max_active_flows * samples / b;
+            c.flow.max_active_flows = share.max(samples * c.model.surface_cells());
         }
         c
     }
 
-    /// One optimizer step: forward and backward over the step's
-    /// passes, global clipping, AdamW; or, when the loss or the
-    /// gradient norm is not finite, nothing (the step is counted as skipped
-    /// and the weights and optimizer state stay as they were).
+    /// One optimizer step: forward and backward over the step's passes,
+    /// global clipping, AdamW; or, when the loss or the gradient norm is
+    /// not finite, nothing (the step is counted as skipped and the weights
+    /// and optimizer state stay as they were).
     pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
         let t_step = Instant::now();
         let batches = self.next_batches();
         let rows: usize = batches.iter().map(Vec::len).sum();
         let lr = self.schedule.lr_at(self.state.step);
-        let scale = self.cfg.displacement_scale_at(self.state.step);
+        let scale = self.cfg.flow.displacement_scale_at(self.state.step);
         let mut rec = StepRecord {
-            kind: "step".into(),
             step: self.state.step + 1,
             epoch: self.state.epoch,
             lr,
             samples: rows,
             ..StepRecord::default()
         };
-        let mut stats = FlowStats::default();
         let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
-        let chunk = self.cfg.train.micro_batch.unwrap_or(self.cfg.batch_size);
-        let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(chunk)).collect();
+        let per_pass = self.cfg.train.samples_per_pass.unwrap_or(self.cfg.train.batch_size);
+        let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(per_pass)).collect();
         // Room for any number of passes per step in the noise-seed counter.
-        let per_step = (self.cfg.train.grad_accumulation * self.cfg.batch_size) as u64;
+        let per_step = (self.cfg.train.accumulate_batches * self.cfg.train.batch_size) as u64;
         for (j, idx) in passes.into_iter().enumerate() {
             let t0 = Instant::now();
             let (x, y) = data.gather(idx);
@@ -329,7 +282,7 @@ impl Trainer {
             rec.cosine += c * share;
             rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
             rec.collect_ms += out.timings.collect.as_secs_f64() * 1e3;
-            stats.absorb(&out.stats);
+            rec.flows.absorb(&out.stats);
             let t1 = Instant::now();
             rec.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
             let g = (parts.loss * share).backward();
@@ -351,28 +304,20 @@ impl Trainer {
         }
         rec.optimizer_ms = t_opt.elapsed().as_secs_f64() * 1e3;
         self.state.step += 1;
-        self.state.samples_seen += rows;
         self.state.batch_in_epoch += batches.len();
         rec.skipped_total = self.state.skipped;
-        rec.flows_created = stats.created;
-        rec.flows_spawned = stats.spawned;
-        rec.flows_dropped = stats.dropped;
-        rec.completed_z0 = stats.completed_z0;
-        rec.completed_zd = stats.completed_zd;
-        rec.completed_projected = stats.completed_projected;
-        rec.completed_final = stats.completed_final;
-        rec.steps_run = stats.steps;
-        rec.mean_steps = stats.mean_steps;
-        rec.cells_covered = stats.cells_covered;
         rec.step_ms = t_step.elapsed().as_secs_f64() * 1e3;
         rec.samples_per_s = rows as f64 / t_step.elapsed().as_secs_f64().max(1e-9);
         rec.peak_rss_mb = peak_rss_mb();
         Ok(rec)
     }
 
-    /// True when the current epoch's batches are all used.
-    fn epoch_done(&self) -> bool {
-        self.state.batch_in_epoch >= self.batches_per_epoch()
+    /// Starts the next epoch (after its last batch was used).
+    pub fn next_epoch(&mut self) {
+        self.state.epoch += 1;
+        self.state.batch_in_epoch = 0;
+        self.state.epoch_loss_sum = 0.0;
+        self.state.epoch_loss_count = 0;
     }
 
     /// Metrics on the held-out split (inference mode).
@@ -386,133 +331,14 @@ impl Trainer {
             .optim
             .into_bytes()
             .map_err(|e| Error::Internal(format!("saving the optimizer: {e}")))?;
-        let state = self.state.clone();
         let meta = Meta {
             format: checkpoint::FORMAT,
             config: self.cfg.clone(),
             weights: String::new(),
             optimizer: None,
-            train: Some(state),
+            train: Some(self.state.clone()),
             data: Some(self.data_info.clone()),
         };
         checkpoint::save(dir, &self.model, Some(&optim), meta)
-    }
-
-    /// Validates, records the result and saves `latest` (and `best` when
-    /// the held-out loss improved).
-    fn validate_and_save(
-        &mut self,
-        data: &PairData,
-        out: &Path,
-        complete: bool,
-        log: &mut MetricsLog,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<ModelMetrics> {
-        let m = self.validate(data)?;
-        let best = m.loss.is_finite() && self.state.best_val_loss.is_none_or(|b| m.loss < b);
-        if best {
-            self.state.best_val_loss = Some(m.loss);
-            self.state.best_step = Some(self.state.step);
-        }
-        let rec = EpochRecord {
-            kind: "epoch".into(),
-            epoch: self.state.epoch,
-            step: self.state.step,
-            complete,
-            train_loss: if self.state.epoch_loss_count > 0 {
-                self.state.epoch_loss_sum / self.state.epoch_loss_count as f64
-            } else {
-                f64::NAN
-            },
-            val_loss: m.loss,
-            val_mse: m.mse,
-            val_cosine: m.cosine,
-            val_n: m.n,
-            best,
-        };
-        log.write(&rec)?;
-        on_event(Event::Validated(&rec));
-        if complete {
-            self.state.epoch += 1;
-            self.state.batch_in_epoch = 0;
-            self.state.epoch_loss_sum = 0.0;
-            self.state.epoch_loss_count = 0;
-        }
-        let latest = out.join("latest");
-        self.save(&latest)?;
-        on_event(Event::Saved {
-            dir: &latest,
-            best: false,
-        });
-        if best {
-            let dir = out.join("best");
-            self.save(&dir)?;
-            on_event(Event::Saved { dir: &dir, best: true });
-        }
-        Ok(m)
-    }
-
-    /// Trains until the planned epochs are done, `max_steps` optimizer
-    /// steps have been taken in total, or `stop` is raised (checked between
-    /// steps: the current step always finishes). Validates and checkpoints
-    /// at every epoch end and once more at the end; appends to
-    /// `out/metrics.jsonl`.
-    pub fn run(
-        &mut self,
-        data: &PairData,
-        out: &Path,
-        max_steps: Option<usize>,
-        stop: &AtomicBool,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<RunSummary> {
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let resumed = (self.state.step > 0).then_some(self.state.step);
-        let mut log = MetricsLog::open(&out.join("metrics.jsonl"), resumed)?;
-        let limit = max_steps.unwrap_or(usize::MAX).min(self.schedule.total);
-        let mut last_val = None;
-        let mut validated_at = None;
-        let stop_reason = loop {
-            if self.state.step >= self.schedule.total {
-                break StopReason::Finished;
-            }
-            if self.state.step >= limit {
-                break StopReason::MaxSteps;
-            }
-            if stop.load(Ordering::SeqCst) {
-                break StopReason::Interrupted;
-            }
-            let rec = self.train_step(data)?;
-            log.write(&rec)?;
-            on_event(Event::Step(&rec));
-            if self.epoch_done() {
-                last_val = Some(self.validate_and_save(data, out, true, &mut log, on_event)?);
-                validated_at = Some(self.state.step);
-            }
-        };
-        if validated_at != Some(self.state.step) {
-            last_val = Some(self.validate_and_save(data, out, false, &mut log, on_event)?);
-        }
-        Ok(RunSummary {
-            stop: stop_reason,
-            steps: self.state.step,
-            skipped: self.state.skipped,
-            last_val,
-            best_val_loss: self.state.best_val_loss,
-            out: out.to_path_buf(),
-        })
-    }
-}
-
-/// The schedule of a run: warm-up and cosine decay over epochs x steps per
-/// epoch, or `train.steps` when that is fewer.
-fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
-    let per_epoch = n_train.div_ceil(cfg.batch_size).div_ceil(cfg.train.grad_accumulation);
-    Schedule {
-        lr: cfg.train.learning_rate,
-        warmup: cfg.train.warmup_steps,
-        total: (per_epoch * cfg.train.epochs)
-            .min(cfg.train.steps.unwrap_or(usize::MAX))
-            .max(1),
-        min_ratio: cfg.train.min_lr_ratio,
     }
 }

@@ -1,0 +1,474 @@
+//! `EnergyConfig`: every setting of a run in three sections, the three
+//! presets of MODEL.md s.6, and loading a TOML file on top of a preset.
+//!
+//! - [`ModelConfig`] (`[model]`): exactly what the weights' shapes depend
+//!   on. Two models with equal model sections load each other's weights;
+//!   the architecture check of a checkpoint compares these sections.
+//! - [`FlowConfig`] (`[flow]`): the engine's rules: lattice depth, motion,
+//!   walls, spawning, capacity, step budgets, convergence.
+//! - [`TrainConfig`] (`[train]`): batch, objective, optimizer, schedule,
+//!   split and memory settings.
+//!
+//! TOML loading lives in `load.rs`, range checks in `validate.rs`. Choices where MODEL.md is silent
+//! (also listed in README.md):
+//! - `mapper_hidden` (I) defaults to max(E_in/2, 2S) but the `optimized`
+//!   preset sets 2048: the formula gives 20 000 there.
+//! - The reference's `optimized` preset starts 32 x 100 x 100 = 320 000 flows
+//!   but caps active flows at 200 000, which MODEL.md s.4.1 must refuse; we
+//!   raise its `max_active_flows` to 400 000.
+//! - `noise_on_z` defaults to false: the z motion is what the carrier learns.
+
+mod load;
+mod validate;
+
+pub use load::{ConfigSource, LoadedConfig};
+
+use crate::error::{Error, Result};
+use crate::geometry::Lattice;
+use serde::{Deserialize, Serialize};
+
+/// Named starting points (MODEL.md s.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    #[default]
+    Debug,
+    Experiment,
+    Optimized,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Debug => "debug",
+            Preset::Experiment => "experiment",
+            Preset::Optimized => "optimized",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "debug" => Ok(Preset::Debug),
+            "experiment" => Ok(Preset::Experiment),
+            "optimized" => Ok(Preset::Optimized),
+            other => Err(Error::config(
+                "preset",
+                format!("\"{other}\""),
+                "expected one of \"debug\", \"experiment\", \"optimized\"",
+            )),
+        }
+    }
+}
+
+/// Training objective (MODEL.md s.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// MSE(y_hat, y) + lambda_cos * (1 - cos(y_hat, y)).
+    Embedding,
+    /// MSE(surface, InputMapper(y) detached); the input mapper stays frozen.
+    Surface,
+}
+
+/// `[model]`: everything the weights' shapes depend on (MODEL.md s.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Lattice width W (x cells): the surface has S = W * H cells.
+    pub lattice_width: usize,
+    /// Lattice height H (y cells).
+    pub lattice_height: usize,
+    /// Teacher embedding width of the inputs (E_in). Default 768.
+    pub input_embedding_dim: usize,
+    /// Teacher embedding width of the targets (E_out). Default 768.
+    pub output_embedding_dim: usize,
+    /// Hidden width I of the mapper and collector; None = max(E_in/2, 2S).
+    pub mapper_hidden: Option<usize>,
+    /// SimpleNeuron hidden width. Default 32.
+    pub neuron_hidden_dim: usize,
+    /// SimpleNeuron output width F. Default 64.
+    pub neuron_output_dim: usize,
+    /// GRU hidden size Hd.
+    pub carrier_hidden_dim: usize,
+    /// GRU layers L.
+    pub carrier_layers: usize,
+}
+
+impl ModelConfig {
+    /// Surface cells S = W * H.
+    pub fn surface_cells(&self) -> usize {
+        self.lattice_width * self.lattice_height
+    }
+
+    /// Mapper/collector hidden width I.
+    pub fn mapper_hidden_dim(&self) -> usize {
+        self.mapper_hidden
+            .unwrap_or_else(|| (self.input_embedding_dim / 2).max(2 * self.surface_cells()))
+    }
+
+    /// The same model with every derived width written out.
+    fn resolved(&self) -> ModelConfig {
+        ModelConfig {
+            mapper_hidden: Some(self.mapper_hidden_dim()),
+            ..self.clone()
+        }
+    }
+
+    /// The fields whose values differ from `other`'s (derived widths
+    /// compared by value), as "model.field (a vs b)" with `a` from `self`:
+    /// the architecture check.
+    pub fn differences(&self, other: &ModelConfig) -> Vec<String> {
+        let (a, b) = (section_table(&self.resolved()), section_table(&other.resolved()));
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(v))
+            .map(|(k, v)| {
+                let theirs = b.get(k).map_or("none".to_string(), |w| w.to_string());
+                format!("model.{k} ({v} vs {theirs})")
+            })
+            .collect()
+    }
+}
+
+/// `[flow]`: the engine's rules (MODEL.md s.2 and s.4); none of them
+/// changes the weights' shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Lattice depth D (z layers; z runs over 0..=D).
+    pub lattice_depth: usize,
+    /// Displacement clamp m. Default 0.5.
+    pub max_displacement: f64,
+    /// Displacement scale after warm-up. Default 1.
+    pub displacement_scale: f64,
+    /// Floor the scale decays to. Default 1 (no-op schedule).
+    pub displacement_scale_min: f64,
+    /// Training steps of linear scale warm-up (from the floor). Default 0.
+    pub displacement_scale_warmup: usize,
+    /// Multiplicative decay per training step after warm-up. Default 1.
+    pub displacement_scale_decay: f64,
+    /// Cap on simultaneously active flows.
+    pub max_active_flows: usize,
+    /// Propagation steps of one forward at most; None = D div 2.
+    pub propagation_steps: Option<usize>,
+    /// Steps after which a flow is projected; None = D div 2.
+    pub projection_steps: Option<usize>,
+    /// Reflect x, y at the lattice walls (else clamp).
+    pub reflection: bool,
+    /// Movement spawn on/off.
+    pub movement_spawn: bool,
+    /// Step length above which a flow spawns children.
+    pub spawn_movement_threshold: f64,
+    /// Cap on children per flow per step.
+    pub max_spawn_per_step: usize,
+    /// Exploration noise sigma (training only).
+    pub exploration_noise: f64,
+    /// Apply the exploration noise to z too.
+    pub noise_on_z: bool,
+    /// Early stop on convergence.
+    pub convergence_enabled: bool,
+    /// Completed share of created flows that counts as converged.
+    pub convergence_threshold: f64,
+    /// No convergence stop before this many steps.
+    pub convergence_min_steps: usize,
+    /// Stop when the completed count has not improved for this many steps.
+    pub convergence_patience: usize,
+}
+
+impl FlowConfig {
+    /// Propagation step budget (default D div 2).
+    pub fn propagation_steps(&self) -> usize {
+        self.propagation_steps.unwrap_or(self.lattice_depth / 2)
+    }
+
+    /// Steps after which a flow is projected (default D div 2).
+    pub fn projection_steps(&self) -> usize {
+        self.projection_steps.unwrap_or(self.lattice_depth / 2)
+    }
+
+    /// Displacement scale at training step `step` (MODEL.md s.3): linear
+    /// warm-up from the floor, then multiplicative decay down to the floor.
+    pub fn displacement_scale_at(&self, step: usize) -> f64 {
+        let (base, min) = (self.displacement_scale, self.displacement_scale_min);
+        if step < self.displacement_scale_warmup {
+            let t = (step + 1) as f64 / self.displacement_scale_warmup as f64;
+            min + (base - min) * t
+        } else {
+            // Past ~2^31 steps of decay any rate < 1 has reached the floor.
+            let k = i32::try_from(step - self.displacement_scale_warmup).unwrap_or(i32::MAX);
+            (base * self.displacement_scale_decay.powi(k)).max(min)
+        }
+    }
+
+    /// The scale of a trained model (inference): where the schedule ends,
+    /// the floor when it decays and the base scale when it does not.
+    pub fn inference_displacement_scale(&self) -> f64 {
+        if self.displacement_scale_decay < 1.0 {
+            self.displacement_scale_min
+        } else {
+            self.displacement_scale
+        }
+    }
+}
+
+/// `[train]`: batch, objective, optimizer, schedule and split (MODEL.md s.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Samples per batch B (also the batch of `eval` and `infer`).
+    pub batch_size: usize,
+    /// Objective: "embedding" (default) or "surface".
+    pub loss: LossKind,
+    /// Weight of (1 - cosine) in the embedding loss. Default 1.
+    pub lambda_cos: f64,
+    /// AdamW learning rate. Default 1e-4.
+    pub learning_rate: f64,
+    /// AdamW beta1. Default 0.9.
+    pub beta1: f64,
+    /// AdamW beta2. Default 0.999.
+    pub beta2: f64,
+    /// AdamW epsilon. Default 1e-8 (PyTorch's; burn's default is 1e-5).
+    pub epsilon: f64,
+    /// AdamW decoupled weight decay. Default 1e-5.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip; 0 disables. Default 1.0.
+    pub grad_clip: f64,
+    /// Batches whose gradients are summed into one optimizer step (the
+    /// effective batch is batch_size x accumulate_batches). Default 1.
+    pub accumulate_batches: usize,
+    /// Linear warm-up steps before cosine decay. Default 100.
+    pub warmup_steps: usize,
+    /// Floor of the cosine decay as a fraction of the learning rate. Default 0.1.
+    pub min_lr_ratio: f64,
+    /// Epochs over the training split. Default 10.
+    pub epochs: usize,
+    /// Optimizer steps planned for the run when fewer than `epochs` would
+    /// take: the run's length and the schedule's horizon. None (default) =
+    /// epochs x steps per epoch. The debug preset sets 150, so that its run
+    /// on the bundled data takes minutes on two cores.
+    pub planned_steps: Option<usize>,
+    /// Held-out fraction of the data. Default 0.1.
+    pub val_fraction: f64,
+    /// Samples per forward/backward pass, a memory setting: a batch is run
+    /// in passes of this many samples whose gradients add up to the
+    /// batch's. None = the whole batch in one pass. A pass gets its share of
+    /// max_active_flows, and the early stop is decided per pass.
+    pub samples_per_pass: Option<usize>,
+    /// burn's gradient checkpointing (recompute memory-bound ops in the
+    /// backward pass instead of keeping their outputs). Default false.
+    pub gradient_checkpointing: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            batch_size: 8,
+            loss: LossKind::Embedding,
+            lambda_cos: 1.0,
+            learning_rate: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 1e-5,
+            grad_clip: 1.0,
+            accumulate_batches: 1,
+            warmup_steps: 100,
+            min_lr_ratio: 0.1,
+            epochs: 10,
+            planned_steps: None,
+            val_fraction: 0.1,
+            samples_per_pass: None,
+            gradient_checkpointing: false,
+        }
+    }
+}
+
+/// Every setting of one Energy Flow model and its training (MODEL.md s.2-s.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyConfig {
+    pub model: ModelConfig,
+    pub flow: FlowConfig,
+    pub train: TrainConfig,
+}
+
+impl EnergyConfig {
+    /// The named preset (MODEL.md s.6).
+    pub fn preset(p: Preset) -> Self {
+        let model = ModelConfig {
+            lattice_width: 20,
+            lattice_height: 20,
+            input_embedding_dim: 768,
+            output_embedding_dim: 768,
+            mapper_hidden: None,
+            neuron_hidden_dim: 32,
+            neuron_output_dim: 64,
+            carrier_hidden_dim: 256,
+            carrier_layers: 2,
+        };
+        let flow = FlowConfig {
+            lattice_depth: 10,
+            max_displacement: 0.5,
+            displacement_scale: 1.0,
+            displacement_scale_min: 1.0,
+            displacement_scale_warmup: 0,
+            displacement_scale_decay: 1.0,
+            max_active_flows: 50_000,
+            propagation_steps: None,
+            projection_steps: None,
+            reflection: true,
+            movement_spawn: true,
+            spawn_movement_threshold: 0.15,
+            max_spawn_per_step: 1,
+            exploration_noise: 0.05,
+            noise_on_z: false,
+            convergence_enabled: true,
+            convergence_threshold: 0.8,
+            convergence_min_steps: 3,
+            convergence_patience: 5,
+        };
+        let train = TrainConfig::default();
+        match p {
+            // Passes of 4: 400 MB peak instead of 700 MB, same speed.
+            Preset::Debug => EnergyConfig {
+                model,
+                flow,
+                train: TrainConfig {
+                    planned_steps: Some(150),
+                    samples_per_pass: Some(4),
+                    ..train
+                },
+            },
+            Preset::Experiment => EnergyConfig {
+                model: ModelConfig {
+                    lattice_width: 28,
+                    lattice_height: 28,
+                    carrier_hidden_dim: 512,
+                    carrier_layers: 3,
+                    ..model
+                },
+                flow: FlowConfig {
+                    lattice_depth: 40,
+                    max_active_flows: 200_000,
+                    spawn_movement_threshold: 0.5,
+                    convergence_patience: 8,
+                    ..flow
+                },
+                // Back-propagating 16 samples through 20 steps of a 512x3
+                // GRU at once needs about 10 GB; two passes of 8 about 5.
+                train: TrainConfig {
+                    batch_size: 16,
+                    samples_per_pass: Some(8),
+                    ..train
+                },
+            },
+            Preset::Optimized => EnergyConfig {
+                model: ModelConfig {
+                    lattice_width: 100,
+                    lattice_height: 100,
+                    mapper_hidden: Some(2048),
+                    carrier_hidden_dim: 1024,
+                    carrier_layers: 3,
+                    ..model
+                },
+                flow: FlowConfig {
+                    lattice_depth: 50,
+                    max_active_flows: 400_000,
+                    spawn_movement_threshold: 0.1,
+                    max_spawn_per_step: 3,
+                    exploration_noise: 0.1,
+                    convergence_threshold: 0.95,
+                    convergence_min_steps: 5,
+                    convergence_patience: 12,
+                    ..flow
+                },
+                train: TrainConfig {
+                    batch_size: 32,
+                    ..train
+                },
+            },
+        }
+    }
+
+    /// The lattice W x H x D.
+    pub fn lattice(&self) -> Lattice {
+        Lattice::new(
+            self.model.lattice_width,
+            self.model.lattice_height,
+            self.flow.lattice_depth,
+        )
+    }
+}
+
+/// A serialisable value as a TOML table (its fields by name).
+pub(crate) fn section_table<T: Serialize>(v: &T) -> toml::Table {
+    // Serialising our own plain structs cannot fail.
+    toml::Table::try_from(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for p in [Preset::Debug, Preset::Experiment, Preset::Optimized] {
+            EnergyConfig::preset(p).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn model_differences_name_the_fields() {
+        let a = EnergyConfig::preset(Preset::Debug).model;
+        assert!(a.differences(&a).is_empty());
+        let b = EnergyConfig::preset(Preset::Experiment).model;
+        let d = a.differences(&b);
+        assert!(
+            d.iter().any(|s| s.starts_with("model.lattice_width (20 vs 28)")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter().any(|s| s.starts_with("model.carrier_layers (2 vs 3)")),
+            "{d:?}"
+        );
+        // I = max(E_in/2, 2S): 800 vs 1568.
+        assert!(
+            d.iter().any(|s| s.starts_with("model.mapper_hidden (800 vs 1568)")),
+            "{d:?}"
+        );
+        assert_eq!(d.len(), 5, "{d:?}");
+        // An explicit width equal to the derived one is the same model.
+        let explicit = ModelConfig {
+            mapper_hidden: Some(800),
+            ..a.clone()
+        };
+        assert!(a.differences(&explicit).is_empty());
+    }
+
+    #[test]
+    fn displacement_schedule_defaults_to_one() {
+        let f = EnergyConfig::preset(Preset::Debug).flow;
+        for s in [0, 1, 100, 10_000, usize::MAX / 2] {
+            assert_eq!(f.displacement_scale_at(s), 1.0);
+        }
+        assert_eq!(f.inference_displacement_scale(), 1.0);
+    }
+
+    #[test]
+    fn a_decaying_schedule_ends_at_its_floor() {
+        let mut f = EnergyConfig::preset(Preset::Debug).flow;
+        f.displacement_scale = 2.0;
+        f.displacement_scale_min = 0.5;
+        f.displacement_scale_warmup = 4;
+        f.displacement_scale_decay = 0.9;
+        assert_eq!(f.displacement_scale_at(0), 0.5 + 1.5 * 0.25);
+        assert_eq!(f.displacement_scale_at(4), 2.0);
+        assert!((f.displacement_scale_at(5) - 1.8).abs() < 1e-12);
+        // Far past the end, and at a step count that does not fit an i32.
+        assert_eq!(f.displacement_scale_at(1_000), 0.5);
+        assert_eq!(f.displacement_scale_at(usize::MAX / 2), 0.5);
+        assert_eq!(f.inference_displacement_scale(), 0.5);
+        // Without decay the schedule ends at its base scale.
+        f.displacement_scale_decay = 1.0;
+        assert_eq!(f.inference_displacement_scale(), 2.0);
+    }
+}
