@@ -176,6 +176,17 @@ pub struct StepBench {
     pub flows: usize,
     /// Propagation steps run per forward (median).
     pub steps: usize,
+    /// Flow-steps per training step (median): rows the shared network
+    /// processed, summed over propagation steps and passes. Flow counts
+    /// depend on the weights, so costs are compared per flow-step.
+    pub flow_steps: usize,
+    /// Training time per flow-step: all timed steps' time over all their
+    /// flow-steps, in microseconds.
+    pub train_us_per_flow_step: f64,
+    /// Flow-steps of one inference forward of the batch.
+    pub infer_flow_steps: usize,
+    /// Inference time per flow-step, in microseconds.
+    pub infer_us_per_flow_step: f64,
     pub forward_ms: f64,
     pub backward_ms: f64,
     pub optimizer_ms: f64,
@@ -259,6 +270,7 @@ pub fn bench_step(
     let rows: Vec<usize> = (0..b).collect();
     let (x, _) = data.gather(&rows);
     let mut infer = Vec::with_capacity(runs);
+    let mut infer_flow_steps = 0;
     let plain = model.devices().into_iter().next().unwrap_or_else(|| dev.clone());
     for r in 0..runs + 1 {
         let x = device::matrix(x.clone(), b, data.input.cols, &plain);
@@ -268,19 +280,27 @@ pub fn bench_step(
         if r > 0 {
             infer.push(t.elapsed().as_secs_f64() * 1e3);
         }
+        infer_flow_steps = out.stats.flow_steps();
     }
+    let train_ms: f64 = recs.iter().map(|r| r.step_ms).sum();
+    let train_flow_steps: usize = recs.iter().map(|r| r.flows.flow_steps()).sum();
+    let infer_ms = median(&mut infer);
     Ok(StepBench {
         preset: preset.to_string(),
         batch: b,
         flows: med(&|r| r.flows.flows_created as f64) as usize,
         steps: med(&|r| r.flows.propagation_steps as f64) as usize,
+        flow_steps: med(&|r| r.flows.flow_steps() as f64) as usize,
+        train_us_per_flow_step: train_ms * 1e3 / train_flow_steps.max(1) as f64,
+        infer_flow_steps,
+        infer_us_per_flow_step: infer_ms * 1e3 / infer_flow_steps.max(1) as f64,
         forward_ms: med(&|r| r.forward_ms),
         backward_ms: med(&|r| r.backward_ms),
         optimizer_ms: med(&|r| r.optimizer_ms),
         end_of_batch_ms: med(&|r| r.end_of_batch_ms),
         collect_ms: med(&|r| r.collect_ms),
         train_step_ms: med(&|r| r.step_ms),
-        infer_ms: median(&mut infer),
+        infer_ms,
         peak_rss_mb: metrics::peak_rss_mb(),
         cpu_utilisation: cpu / wall.max(1e-9) / cores as f64,
         cores,

@@ -5,7 +5,8 @@
 //!   on. Two models with equal model sections load each other's weights;
 //!   the architecture check of a checkpoint compares these sections.
 //! - [`FlowConfig`] (`[flow]`): the engine's rules: lattice depth, motion,
-//!   walls, spawning, capacity, step budgets, convergence.
+//!   walls, spawning, capacity, step budgets, convergence, and whether the
+//!   fused kernels run.
 //! - [`TrainConfig`] (`[train]`): batch, objective, optimizer, schedule,
 //!   split and memory settings.
 //!
@@ -172,6 +173,10 @@ pub struct FlowConfig {
     pub convergence_min_steps: usize,
     /// Stop when the completed count has not improved for this many steps.
     pub convergence_patience: usize,
+    /// Run the GRU cell as one fused kernel (`model::kernels`); false runs
+    /// the composed reference ops instead (same maths, for comparison).
+    /// Default true.
+    pub fused_kernels: bool,
 }
 
 impl FlowConfig {
@@ -325,6 +330,7 @@ impl EnergyConfig {
             convergence_threshold: 0.8,
             convergence_min_steps: 3,
             convergence_patience: 5,
+            fused_kernels: true,
         };
         let train = TrainConfig::default();
         match p {

@@ -2,33 +2,82 @@
 //! flow's memory one simulation step at a time, plus the energy and
 //! displacement heads on the top layer's output.
 //!
-//! GRU: PyTorch "reset-after" semantics (burn's `Gru`, one layer each),
-//! Xavier-uniform input weights, orthogonal recurrent weights, zero biases.
+//! GRU: PyTorch "reset-after" semantics. Each layer holds its three gates'
+//! projections side by side, one Linear(d_in, 3Hd) for the input and one
+//! Linear(Hd, 3Hd) for the hidden state (gate blocks r | z | n), so a step
+//! is two matrix products and one fused cell (`kernels::gru_cell`) instead
+//! of six products and a dozen elementwise passes. Each gate block is drawn
+//! as MODEL.md asks: Xavier-uniform input weights, orthogonal recurrent
+//! weights, zero biases.
 //! Heads: `energy' = tanh(Linear(Hd/2,1)(GELU(Linear(Hd,Hd/2)(h))))` and
 //! `delta = clamp(scale * Linear(64,3)(GELU(Linear(Hd,64)(h))), -m, m)`,
 //! Xavier-normal weights, zero biases.
-//!
-//! We step the GRU cell directly (`gru_cell`) rather than through
-//! `Gru::forward`, which allocates a [N, T, Hd] output and slice-assigns
-//! into it even for T = 1: one copy of every hidden state per step saved.
 
+use super::kernels::{gelu, gru_cell, gru_cell_composed};
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use burn::module::Module;
-use burn::nn::gru::{Gru, GruConfig};
-use burn::nn::{Gelu, Linear};
-use burn::tensor::activation::sigmoid;
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
+
+/// One GRU layer: the input and hidden projections of its three gates.
+#[derive(Module, Debug)]
+pub struct GruLayer {
+    /// x -> [r | z | n] pre-activations: weight [d_in, 3Hd], bias [3Hd].
+    pub input: Linear,
+    /// h -> [r | z | n] pre-activations: weight [Hd, 3Hd], bias [3Hd].
+    pub hidden: Linear,
+}
+
+impl GruLayer {
+    /// A layer of `d_in` inputs and `hd` hidden units. Draws the gates in
+    /// the order z, r, n (input then hidden weights), as the earlier
+    /// one-Linear-per-gate layout did, so a seed gives the same values.
+    fn new(d_in: usize, hd: usize, init: &mut Init) -> Self {
+        let mut input = [Vec::new(), Vec::new(), Vec::new()];
+        let mut hidden = [Vec::new(), Vec::new(), Vec::new()];
+        for gate in [1, 0, 2] {
+            input[gate] = init.draw(d_in, hd, WeightInit::XavierUniform).0;
+            hidden[gate] = init.draw(hd, hd, WeightInit::Orthogonal).0;
+        }
+        // Row a of the side-by-side matrix: row a of r, of z, of n.
+        let side_by_side = |blocks: &[Vec<f32>; 3], rows: usize| -> Vec<f32> {
+            (0..rows)
+                .flat_map(|a| blocks.iter().flat_map(move |b| b[a * hd..(a + 1) * hd].iter().copied()))
+                .collect()
+        };
+        GruLayer {
+            input: init.linear_from(side_by_side(&input, d_in), vec![0.0; 3 * hd], d_in),
+            hidden: init.linear_from(side_by_side(&hidden, hd), vec![0.0; 3 * hd], hd),
+        }
+    }
+
+    /// Hidden size Hd.
+    pub fn hidden_dim(&self) -> usize {
+        self.hidden.weight.dims()[0]
+    }
+
+    /// h' [N, Hd] from x [N, d_in] and h [N, Hd]; `fused` picks the fused
+    /// cell or its composed reference.
+    pub fn step(&self, x: Tensor<2>, h: Tensor<2>, fused: bool) -> Tensor<2> {
+        let gx = self.input.forward(x);
+        let gh = self.hidden.forward(h.clone());
+        if fused {
+            gru_cell(gx, gh, h)
+        } else {
+            gru_cell_composed(gx, gh, h)
+        }
+    }
+}
 
 /// The GRU stack and its two heads.
 #[derive(Module, Debug)]
 pub struct EnergyCarrier {
-    pub layers: Vec<Gru>,
+    pub layers: Vec<GruLayer>,
     pub energy_fc1: Linear,
     pub energy_fc2: Linear,
     pub delta_fc1: Linear,
     pub delta_fc2: Linear,
-    gelu: Gelu,
 }
 
 /// One carrier step's results for N flows.
@@ -41,24 +90,26 @@ pub struct CarrierStep {
     pub hidden: Vec<Tensor<2>>,
 }
 
+/// How a carrier step is computed.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings {
+    /// The displacement head's scale (the training schedule's value).
+    pub displacement_scale: f64,
+    /// The displacement clamp m (a flow rule, `[flow]`).
+    pub max_displacement: f64,
+    /// Fused GRU cell and GELU (`flow.fused_kernels`), else the composed
+    /// reference ops.
+    pub fused: bool,
+}
+
 impl EnergyCarrier {
     /// The carrier of `cfg`: L = `carrier_layers` GRU layers of Hd =
     /// `carrier_hidden_dim`, input F + 1 (`neuron_output_dim` features and
-    /// the energy). Xavier-uniform input weights, orthogonal recurrent
-    /// weights, Xavier-normal heads, zero biases.
-    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+    /// the energy), and the two heads.
+    pub fn new(cfg: &ModelConfig, init: &mut Init, _device: &Device) -> Self {
         let hd = cfg.carrier_hidden_dim;
         let layers = (0..cfg.carrier_layers)
-            .map(|l| {
-                // burn's own (lazy) gate weights are replaced before ever being drawn.
-                let d_in = if l == 0 { cfg.neuron_output_dim + 1 } else { hd };
-                let mut gru = GruConfig::new(d_in, hd, true).init(device);
-                for gate in [&mut gru.update_gate, &mut gru.reset_gate, &mut gru.new_gate] {
-                    gate.input_transform = init.linear(d_in, hd, WeightInit::XavierUniform);
-                    gate.hidden_transform = init.linear(hd, hd, WeightInit::Orthogonal);
-                }
-                gru
-            })
+            .map(|l| GruLayer::new(if l == 0 { cfg.neuron_output_dim + 1 } else { hd }, hd, init))
             .collect();
         EnergyCarrier {
             layers,
@@ -66,27 +117,26 @@ impl EnergyCarrier {
             energy_fc2: init.linear(hd / 2, 1, WeightInit::XavierNormal),
             delta_fc1: init.linear(hd, 64, WeightInit::XavierNormal),
             delta_fc2: init.linear(64, 3, WeightInit::XavierNormal),
-            gelu: Gelu::new(),
         }
     }
 
     /// One time step: input [N, F+1], hidden per layer [N, Hd]. The
-    /// displacement is `clamp(scale * head, -max_displacement,
-    /// max_displacement)`: the scale follows the training schedule and the
-    /// clamp is a flow rule (`[flow]`), so neither is a weight.
-    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, scale: f64, max_displacement: f64) -> CarrierStep {
+    /// displacement is `clamp(scale * head, -m, m)` with both from `s`: the
+    /// scale follows the training schedule and the clamp is a flow rule, so
+    /// neither is a weight.
+    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, s: &StepSettings) -> CarrierStep {
         let mut x = input;
         let mut new_hidden = Vec::with_capacity(self.layers.len());
-        for (gru, h) in self.layers.iter().zip(hidden) {
-            let h_new = gru_cell(gru, x, h);
+        for (layer, h) in self.layers.iter().zip(hidden) {
+            let h_new = layer.step(x, h, s.fused);
             x = h_new.clone();
             new_hidden.push(h_new);
         }
-        let e = self.gelu.forward(self.energy_fc1.forward(x.clone()));
+        let e = gelu(self.energy_fc1.forward(x.clone()), s.fused);
         let energy = self.energy_fc2.forward(e).tanh();
-        let d = self.gelu.forward(self.delta_fc1.forward(x));
-        let m = max_displacement;
-        let delta = (self.delta_fc2.forward(d) * scale).clamp(-m, m);
+        let d = gelu(self.delta_fc1.forward(x), s.fused);
+        let m = s.max_displacement;
+        let delta = (self.delta_fc2.forward(d) * s.displacement_scale).clamp(-m, m);
         CarrierStep {
             energy,
             delta,
@@ -96,22 +146,8 @@ impl EnergyCarrier {
 
     /// Hidden size Hd.
     pub fn hidden_dim(&self) -> usize {
-        self.layers.first().map_or(0, |g| g.d_hidden)
+        self.layers.first().map_or(0, GruLayer::hidden_dim)
     }
-}
-
-/// One reset-after GRU step, PyTorch semantics:
-/// r = s(W_ir x + b_ir + W_hr h + b_hr), z = s(W_iz x + b_iz + W_hz h + b_hz),
-/// n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h.
-fn gru_cell(gru: &Gru, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-    let z = sigmoid(
-        gru.update_gate.input_transform.forward(x.clone()) + gru.update_gate.hidden_transform.forward(h.clone()),
-    );
-    let r =
-        sigmoid(gru.reset_gate.input_transform.forward(x.clone()) + gru.reset_gate.hidden_transform.forward(h.clone()));
-    let n = (gru.new_gate.input_transform.forward(x) + r * gru.new_gate.hidden_transform.forward(h.clone())).tanh();
-    // (1 - z) * n + z * h  ==  n + z * (h - n): one fewer elementwise pass.
-    n.clone() + z * (h - n)
 }
 
 #[cfg(test)]
@@ -135,14 +171,15 @@ mod tests {
         let c = EnergyCarrier::new(&small(), &mut Init::new(4, &dev), &dev);
         assert_eq!(c.layers.len(), 3);
         assert_eq!(c.hidden_dim(), 8);
-        assert_eq!(c.layers[0].update_gate.input_transform.weight.dims(), [6, 8]);
-        assert_eq!(c.layers[1].update_gate.input_transform.weight.dims(), [8, 8]);
-        assert_eq!(c.layers[2].new_gate.hidden_transform.weight.dims(), [8, 8]);
+        assert_eq!(c.layers[0].input.weight.dims(), [6, 24]);
+        assert_eq!(c.layers[1].input.weight.dims(), [8, 24]);
+        assert_eq!(c.layers[2].hidden.weight.dims(), [8, 24]);
+        assert_eq!(c.layers[2].hidden.bias.as_ref().unwrap().dims(), [24]);
         assert_eq!(c.energy_fc1.weight.dims(), [8, 4]);
         assert_eq!(c.delta_fc2.weight.dims(), [64, 3]);
         let x = device::matrix((0..12).map(|i| (i as f32).cos()).collect(), 2, 6, &dev);
         let h = vec![Tensor::zeros([2, 8], &dev); 3];
-        let out = c.step(x, h, 1.0, 0.5);
+        let out = c.step(x, h, &settings(1.0, 0.5, true));
         assert_eq!(out.energy.dims(), [2, 1]);
         assert_eq!(out.delta.dims(), [2, 3]);
         assert_eq!(out.hidden.len(), 3);
@@ -150,21 +187,66 @@ mod tests {
         assert!(device::to_vec(out.energy).unwrap().iter().all(|e| e.abs() < 1.0));
     }
 
+    fn settings(displacement_scale: f64, max_displacement: f64, fused: bool) -> StepSettings {
+        StepSettings {
+            displacement_scale,
+            max_displacement,
+            fused,
+        }
+    }
+
     #[test]
-    fn recurrent_weights_are_orthogonal_and_the_delta_is_clamped() {
+    fn each_recurrent_gate_block_is_orthogonal() {
         let dev = Device::flex();
         let c = EnergyCarrier::new(&small(), &mut Init::new(5, &dev), &dev);
-        let w = device::to_vec(c.layers[0].reset_gate.hidden_transform.weight.val()).unwrap();
-        for i in 0..8 {
-            for j in 0..8 {
-                let dot: f32 = (0..8).map(|k| w[k * 8 + i] * w[k * 8 + j]).sum();
-                let want = if i == j { 1.0 } else { 0.0 };
-                assert!((dot - want).abs() < 1e-5, "({i},{j}): {dot}");
+        // [8, 24]: three 8 x 8 blocks side by side.
+        let w = device::to_vec(c.layers[0].hidden.weight.val()).unwrap();
+        for gate in 0..3 {
+            for i in 0..8 {
+                for j in 0..8 {
+                    let dot: f32 = (0..8)
+                        .map(|k| w[k * 24 + gate * 8 + i] * w[k * 24 + gate * 8 + j])
+                        .sum();
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((dot - want).abs() < 1e-5, "gate {gate} ({i},{j}): {dot}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn fused_and_composed_steps_agree() {
+        let dev = Device::flex();
+        let c = EnergyCarrier::new(&small(), &mut Init::new(6, &dev), &dev);
+        let x = device::matrix((0..30).map(|i| (i as f32 * 0.7).sin()).collect(), 5, 6, &dev);
+        let h: Vec<Tensor<2>> = (0..3)
+            .map(|l| {
+                device::matrix(
+                    (0..40).map(|i| ((i + l) as f32 * 0.3).cos() * 0.5).collect(),
+                    5,
+                    8,
+                    &dev,
+                )
+            })
+            .collect();
+        let a = c.step(x.clone(), h.clone(), &settings(1.0, 0.5, true));
+        let b = c.step(x, h, &settings(1.0, 0.5, false));
+        for (ha, hb) in a.hidden.into_iter().zip(b.hidden) {
+            let (va, vb) = (device::to_vec(ha).unwrap(), device::to_vec(hb).unwrap());
+            assert!(
+                va.iter().zip(&vb).all(|(p, q)| (p - q).abs() <= 1e-5),
+                "{va:?} vs {vb:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_delta_is_clamped() {
+        let dev = Device::flex();
+        let c = EnergyCarrier::new(&small(), &mut Init::new(5, &dev), &dev);
         // A huge scale saturates the clamp at exactly +-m.
         let x = device::matrix((0..6).map(|i| i as f32).collect(), 1, 6, &dev);
-        let out = c.step(x, vec![Tensor::zeros([1, 8], &dev); 3], 1e6, 0.25);
+        let out = c.step(x, vec![Tensor::zeros([1, 8], &dev); 3], &settings(1e6, 0.25, true));
         let d = device::to_vec(out.delta).unwrap();
         assert!(d.iter().all(|v| v.abs() <= 0.25), "{d:?}");
         assert!(d.iter().any(|v| v.abs() == 0.25), "{d:?}");

@@ -15,6 +15,7 @@
 //! in `flow/`; this file is the only place where the network meets them.
 
 use super::EnergyFlowModel;
+use super::carrier::StepSettings;
 use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
@@ -172,6 +173,11 @@ impl EnergyFlowModel {
         let sigma = flow.exploration_noise as f32;
         let noise = (opts.training && sigma > 0.0).then(|| Normal::new(0.0f32, sigma).expect("sigma validated"));
         let (mut best, mut stale) = (0usize, 0usize);
+        let settings = StepSettings {
+            displacement_scale: opts.displacement_scale,
+            max_displacement: flow.max_displacement,
+            fused: flow.fused_kernels,
+        };
         for _ in 0..flow.propagation_steps() {
             let n = store.active();
             if n == 0 {
@@ -181,11 +187,9 @@ impl EnergyFlowModel {
             stats.active_per_step.push(n);
             stats.propagation_steps += 1;
             // a. The shared network over all active flows.
-            let features = self.neuron.forward(act.pos.clone(), act.energy.clone());
+            let features = self.neuron.forward(act.pos.clone(), act.energy.clone(), settings.fused);
             let input = Tensor::cat(vec![features, act.energy], 1);
-            let out = self
-                .carrier
-                .step(input, act.hidden, opts.displacement_scale, flow.max_displacement);
+            let out = self.carrier.step(input, act.hidden, &settings);
             // b. Move, with exploration noise in training.
             let mut raw = act.pos.clone() + out.delta;
             if let Some(normal) = &noise {

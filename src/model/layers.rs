@@ -89,6 +89,22 @@ impl Init {
 
     /// Linear(d_in, d_out): weight [d_in, d_out] drawn as `init` says.
     pub fn linear(&mut self, d_in: usize, d_out: usize, init: WeightInit) -> Linear {
+        let (w, bias) = self.draw(d_in, d_out, init);
+        self.linear_from(w, bias, d_in)
+    }
+
+    /// A Linear layer holding the given weight (row-major [d_in, d_out]) and bias.
+    pub fn linear_from(&mut self, w: Vec<f32>, bias: Vec<f32>, d_in: usize) -> Linear {
+        let d_out = bias.len();
+        Linear {
+            weight: self.param(w, [d_in, d_out]),
+            bias: Some(self.param(bias, [d_out])),
+        }
+    }
+
+    /// The host values of a Linear(d_in, d_out) drawn as `init` says:
+    /// (weight [d_in, d_out] row-major, bias [d_out]).
+    pub fn draw(&mut self, d_in: usize, d_out: usize, init: WeightInit) -> (Vec<f32>, Vec<f32>) {
         let n = d_in * d_out;
         let xavier_std = (2.0 / (d_in + d_out) as f64).sqrt();
         let (w, bias) = match init {
@@ -113,10 +129,7 @@ impl Init {
             WeightInit::XavierUniform => (self.uniform_vec(n, 3f64.sqrt() * xavier_std), vec![0.0; d_out]),
             WeightInit::Orthogonal => (self.orthogonal_vec(d_in, d_out), vec![0.0; d_out]),
         };
-        Linear {
-            weight: self.param(w, [d_in, d_out]),
-            bias: Some(self.param(bias, [d_out])),
-        }
+        (w, bias)
     }
 }
 

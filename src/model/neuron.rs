@@ -5,10 +5,11 @@
 //! weights, zero biases. Positions arrive already normalised to [-1, 1]^3
 //! and are not normalised again (the reference did, MODEL.md s.7).
 
+use super::kernels::gelu;
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use burn::module::Module;
-use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// Per-flow feature extractor shared by all flows.
@@ -20,7 +21,6 @@ pub struct SimpleNeuron {
     pub fc2: Linear,
     pub ln2: LayerNorm,
     pub fc3: Linear,
-    gelu: Gelu,
 }
 
 impl SimpleNeuron {
@@ -35,16 +35,16 @@ impl SimpleNeuron {
             fc2: init.linear(h, h, WeightInit::He),
             ln2: LayerNormConfig::new(h).init(device),
             fc3: init.linear(h, cfg.neuron_output_dim, WeightInit::He),
-            gelu: Gelu::new(),
         }
     }
 
-    /// pos [N, 3], energy [N, 1] -> features [N, F].
-    pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
+    /// pos [N, 3], energy [N, 1] -> features [N, F]; `fused` runs GELU as
+    /// the fused kernel.
+    pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>, fused: bool) -> Tensor<2> {
         let p = self.pos.forward(pos);
         let x = Tensor::cat(vec![p, energy], 1);
-        let x = self.gelu.forward(self.ln1.forward(self.fc1.forward(x)));
-        let x = self.gelu.forward(self.ln2.forward(self.fc2.forward(x)));
+        let x = gelu(self.ln1.forward(self.fc1.forward(x)), fused);
+        let x = gelu(self.ln2.forward(self.fc2.forward(x)), fused);
         self.fc3.forward(x)
     }
 }
@@ -74,7 +74,10 @@ mod tests {
         }
         let pos = device::matrix(vec![0.0, 0.5, -1.0, 1.0, -0.5, 0.0], 2, 3, &dev);
         let e = device::matrix(vec![0.3, -0.2], 2, 1, &dev);
-        let f = n.forward(pos, e);
+        let f = n.forward(pos.clone(), e.clone(), true);
+        let reference = n.forward(pos, e, false);
+        let (a, b) = (device::to_vec(f.clone()).unwrap(), device::to_vec(reference).unwrap());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5), "{a:?} vs {b:?}");
         assert_eq!(f.dims(), [2, 9]);
         assert!(device::to_vec(f).unwrap().iter().all(|v| v.is_finite()));
     }

@@ -1,0 +1,238 @@
+//! The fused GRU cell as a burn backend extension (`GruOps`).
+//!
+//! - Flex (CPU): the loops of `cpu.rs`, one pass forward and one backward,
+//!   multi-threaded, vectorised transcendentals.
+//! - Autodiff: one graph node per cell with a handwritten backward that
+//!   reuses the gates the forward saved ([N, 4H]) instead of the dozen
+//!   nodes and saved tensors of the composed cell.
+//! - Any other backend (Vulkan through `Cube`) and non-f32 Flex tensors:
+//!   the trait's default bodies, composed of ordinary backend ops.
+//!
+//! [`gru_cell`] is the `Tensor`-level entry; [`gru_cell_composed`] is the
+//! same cell written with ordinary tensor ops (the reference the fused one
+//! is tested against, and what `flow.fused_kernels = false` runs).
+
+use super::cpu;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, Slice, TensorData, TensorMetadata, backend_extension};
+use burn::tensor::Tensor;
+use burn::tensor::activation::sigmoid;
+
+/// One reset-after GRU step from its two projections. `gx`, `gh`: [N, 3H]
+/// (gate blocks r | z | n); `h`: [N, H].
+#[backend_extension(Flex, Cube: cfg(feature = "vulkan"), Autodiff)]
+pub trait GruOps: Backend {
+    /// h' [N, H] (no autodiff state).
+    fn gru_cell(gx: FloatTensor<Self>, gh: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (out, _) = composed_saving::<Self>(gx, gh, h);
+        out
+    }
+
+    /// h' [N, H] and the gates its backward needs, [N, 4H] (r | z | n | gh_n).
+    fn gru_cell_saving(
+        gx: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        composed_saving::<Self>(gx, gh, h)
+    }
+
+    /// (d_gx [N, 3H], d_gh [N, 3H], d_h [N, H]) from the saved gates, h and
+    /// the gradient of h'.
+    fn gru_cell_backward(
+        saved: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed_backward::<Self>(saved, h, grad)
+    }
+}
+
+/// Columns [k H, (k + 1) H) of a [N, m H] tensor.
+fn block<B: Backend>(t: &FloatTensor<B>, k: usize, hd: usize) -> FloatTensor<B> {
+    B::float_slice(t.clone(), &[Slice::from(..), Slice::from(k * hd..(k + 1) * hd)])
+}
+
+fn one_minus<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_add_scalar(B::float_neg(t), 1.0f32.into())
+}
+
+/// The forward of the module docs of `cpu.rs` with backend ops.
+fn composed_saving<B: Backend>(
+    gx: FloatTensor<B>,
+    gh: FloatTensor<B>,
+    h: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let hd = h.shape()[1];
+    let r = B::sigmoid(B::float_add(block::<B>(&gx, 0, hd), block::<B>(&gh, 0, hd)));
+    let z = B::sigmoid(B::float_add(block::<B>(&gx, 1, hd), block::<B>(&gh, 1, hd)));
+    let gh_n = block::<B>(&gh, 2, hd);
+    let n = B::float_tanh(B::float_add(
+        block::<B>(&gx, 2, hd),
+        B::float_mul(r.clone(), gh_n.clone()),
+    ));
+    let out = B::float_add(n.clone(), B::float_mul(z.clone(), B::float_sub(h, n.clone())));
+    (out, B::float_cat(vec![r, z, n, gh_n], 1))
+}
+
+/// The backward of the module docs of `cpu.rs` with backend ops.
+fn composed_backward<B: Backend>(
+    saved: FloatTensor<B>,
+    h: FloatTensor<B>,
+    g: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let hd = h.shape()[1];
+    let (r, z, n, gh_n) = (
+        block::<B>(&saved, 0, hd),
+        block::<B>(&saved, 1, hd),
+        block::<B>(&saved, 2, hd),
+        block::<B>(&saved, 3, hd),
+    );
+    let d_h = B::float_mul(g.clone(), z.clone());
+    let da_z = B::sigmoid_backward(z.clone(), B::float_mul(g.clone(), B::float_sub(h, n.clone())));
+    let da_n = B::float_mul(
+        B::float_mul(g, one_minus::<B>(z)),
+        one_minus::<B>(B::float_mul(n.clone(), n)),
+    );
+    let da_r = B::sigmoid_backward(r.clone(), B::float_mul(da_n.clone(), gh_n));
+    let d_gh_n = B::float_mul(da_n.clone(), r);
+    let d_gx = B::float_cat(vec![da_r.clone(), da_z.clone(), da_n], 1);
+    let d_gh = B::float_cat(vec![da_r, da_z, d_gh_n], 1);
+    (d_gx, d_gh, d_h)
+}
+
+/// A contiguous f32 view of a Flex tensor, or None for other dtypes.
+fn f32_rows(t: FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    Some(if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    })
+}
+
+fn flex(data: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, [rows, cols]))
+}
+
+/// The three inputs as contiguous f32, with their N and H, when all are f32.
+fn flex_inputs(
+    a: FlexTensor,
+    b: FlexTensor,
+    c: FlexTensor,
+) -> Result<(FlexTensor, FlexTensor, FlexTensor), [FlexTensor; 3]> {
+    match (f32_rows(a.clone()), f32_rows(b.clone()), f32_rows(c.clone())) {
+        (Some(a), Some(b), Some(c)) => Ok((a, b, c)),
+        _ => Err([a, b, c]),
+    }
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("made contiguous f32 by f32_rows")
+}
+
+impl GruOps for Flex {
+    fn gru_cell(gx: FlexTensor, gh: FlexTensor, h: FlexTensor) -> FlexTensor {
+        match flex_inputs(gx, gh, h) {
+            Ok((gx, gh, h)) => {
+                let [n, hd] = [h.shape()[0], h.shape()[1]];
+                flex(cpu::gru_forward(slice(&gx), slice(&gh), slice(&h), hd), n, hd)
+            }
+            Err([gx, gh, h]) => composed_saving::<Flex>(gx, gh, h).0,
+        }
+    }
+
+    fn gru_cell_saving(gx: FlexTensor, gh: FlexTensor, h: FlexTensor) -> (FlexTensor, FlexTensor) {
+        match flex_inputs(gx, gh, h) {
+            Ok((gx, gh, h)) => {
+                let [n, hd] = [h.shape()[0], h.shape()[1]];
+                let (out, saved) = cpu::gru_forward_saving(slice(&gx), slice(&gh), slice(&h), hd);
+                (flex(out, n, hd), flex(saved, n, 4 * hd))
+            }
+            Err([gx, gh, h]) => composed_saving::<Flex>(gx, gh, h),
+        }
+    }
+
+    fn gru_cell_backward(saved: FlexTensor, h: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+        match flex_inputs(saved, h, grad) {
+            Ok((saved, h, grad)) => {
+                let [n, hd] = [h.shape()[0], h.shape()[1]];
+                let (dx, dg, dh) = cpu::gru_backward(slice(&saved), slice(&h), slice(&grad), hd);
+                (flex(dx, n, 3 * hd), flex(dg, n, 3 * hd), flex(dh, n, hd))
+            }
+            Err([saved, h, grad]) => composed_backward::<Flex>(saved, h, grad),
+        }
+    }
+}
+
+// Vulkan: the composed default bodies (no kernel of our own on the GPU).
+#[cfg(feature = "vulkan")]
+impl GruOps for burn::backend::Cube {}
+
+/// The cell's backward: the gradient of h' into gx, gh and h.
+#[derive(Debug)]
+struct GruCellBackward;
+
+impl<B: Backend + GruOps> Backward<B, 3> for GruCellBackward {
+    /// The saved gates [N, 4H] and h [N, H].
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_gx, node_gh, node_h] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (saved, h) = ops.state;
+        let (d_gx, d_gh, d_h) = B::gru_cell_backward(saved, h, grad);
+        if let Some(node) = node_gx {
+            grads.register::<B>(node.id, d_gx);
+        }
+        if let Some(node) = node_gh {
+            grads.register::<B>(node.id, d_gh);
+        }
+        if let Some(node) = node_h {
+            grads.register::<B>(node.id, d_h);
+        }
+    }
+}
+
+impl<B: Backend + GruOps, C: CheckpointStrategy> GruOps for Autodiff<B, C> {
+    fn gru_cell(gx: FloatTensor<Self>, gh: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self> {
+        let guards = [gx.node(), gh.node(), h.node()];
+        let (gx, gh, h) = (gx.into_primitive(), gh.into_primitive(), h.into_primitive());
+        // Compute-bound: the saved gates are kept, never recomputed.
+        match GruCellBackward.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (out, saved) = B::gru_cell_saving(gx, gh, h.clone());
+                prep.finish((saved, h), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gru_cell(gx, gh, h)),
+        }
+    }
+}
+
+/// One fused GRU step: h' [N, H] from `gx` = x W_i + b_i and `gh` = h W_h
+/// + b_h ([N, 3H], gate blocks r | z | n) and `h` [N, H].
+pub fn gru_cell(gx: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as GruOps>::gru_cell(
+        gx.into_dispatch(),
+        gh.into_dispatch(),
+        h.into_dispatch(),
+    ))
+}
+
+/// The same step composed of ordinary tensor ops (burn differentiates it).
+pub fn gru_cell_composed(gx: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    let hd = h.dims()[1];
+    let part = |t: &Tensor<2>, k: usize| t.clone().narrow(1, k * hd, hd);
+    let r = sigmoid(part(&gx, 0) + part(&gh, 0));
+    let z = sigmoid(part(&gx, 1) + part(&gh, 1));
+    let n = (part(&gx, 2) + r * part(&gh, 2)).tanh();
+    // (1 - z) * n + z * h  ==  n + z * (h - n): one fewer elementwise pass.
+    n.clone() + z * (h - n)
+}
