@@ -1,36 +1,17 @@
-//! File helpers shared by every command: atomic writes and safetensors
-//! reading/writing of f32 matrices (f16 accepted on read), and the host-side
-//! cosine of two rows.
+//! File helpers shared by every command: atomic writes and their
+//! temporary files (`atomic`), the check that an output never destroys an
+//! input (`outputs`), safetensors reading/writing of f32 matrices (f16
+//! accepted on read), and the host-side cosine of two rows.
+
+mod atomic;
+mod outputs;
+
+pub use atomic::{parent_dir, process_alive, remove_stale_temp_files, remove_temp_files, write_atomic};
+pub use outputs::{Read, check_output};
 
 use crate::error::{Error, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::io::Write;
 use std::path::Path;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// flushed and synced, then renamed over the target. A crash never leaves a
-/// half-written file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
 
 /// A row-major f32 matrix read from or written to a safetensors file.
 #[derive(Debug, Clone, PartialEq)]
