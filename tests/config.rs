@@ -67,6 +67,21 @@ fn bad_values_are_refused_with_field_value_and_range() {
         ("[train]\nlambda_cos = -1.0", "train.lambda_cos", "-1"),
         ("[train]\nsamples_per_pass = 0", "train.samples_per_pass", "0"),
         ("[train]\nplanned_steps = 0", "train.planned_steps", "0"),
+        (
+            "[train]\ncheckpoint_every_steps = 0",
+            "train.checkpoint_every_steps",
+            "0",
+        ),
+        (
+            "[train]\ncheckpoint_every_seconds = -1.0",
+            "train.checkpoint_every_seconds",
+            "-1",
+        ),
+        (
+            "[train]\ncheckpoint_every_seconds = 1e9",
+            "train.checkpoint_every_seconds",
+            "1000000000",
+        ),
     ];
 
     for (toml, field, value) in cases {
@@ -98,4 +113,23 @@ fn wrong_types_unknown_keys_and_bad_presets_are_refused() {
     ] {
         assert_eq!(m.lines().count(), 1, "{m}");
     }
+}
+
+#[test]
+fn checkpoint_intervals_default_to_a_minute_and_can_be_set() {
+    let c = EnergyConfig::preset(Preset::Debug);
+    assert_eq!(
+        (c.train.checkpoint_every_steps, c.train.checkpoint_every_seconds),
+        (None, 60.0)
+    );
+    let (c, _) = EnergyConfig::from_toml_str(
+        "[train]\ncheckpoint_every_steps = 25\ncheckpoint_every_seconds = 0.0\n",
+        Preset::Debug,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.train.checkpoint_every_steps, c.train.checkpoint_every_seconds),
+        (Some(25), 0.0)
+    );
 }
