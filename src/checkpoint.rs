@@ -133,17 +133,39 @@ pub fn save(dir: &Path, model: &EnergyFlowModel, optimizer: Option<&[u8]>, mut m
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
     write_atomic(&dir.join(META_FILE), &json)?;
     // Only after the commit point: drop files the new JSON no longer names.
-    let keep = [Some(meta.weights.as_str()), meta.optimizer.as_deref()];
+    drop_unnamed(dir, &[meta.weights.as_str(), meta.optimizer.as_deref().unwrap_or("")]);
+    Ok(())
+}
+
+/// Removes the weight and optimizer files of `dir` not in `keep`; returns
+/// their names.
+fn drop_unnamed(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut removed = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             let ours = name.starts_with("model-") || name.starts_with("optimizer-");
-            if ours && !keep.contains(&Some(name.as_str())) {
-                let _ = std::fs::remove_file(entry.path());
+            if ours && !keep.contains(&name.as_str()) && std::fs::remove_file(entry.path()).is_ok() {
+                removed.push(name);
             }
         }
     }
-    Ok(())
+    removed.sort();
+    removed
+}
+
+/// Removes what a killed save left in checkpoint folder `dir`: weight and
+/// optimizer files its `checkpoint.json` does not name (all of them when it
+/// has none yet). Leaves everything when the JSON cannot be read. Only for
+/// a folder no other process is writing (the run lock). Returns the names.
+pub fn remove_unreferenced(dir: &Path) -> Vec<String> {
+    if !dir.join(META_FILE).exists() {
+        return drop_unnamed(dir, &[]);
+    }
+    match read_meta(dir) {
+        Ok(meta) => drop_unnamed(dir, &[meta.weights.as_str(), meta.optimizer.as_deref().unwrap_or("")]),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Finds the checkpoint folder for a user-given path: a checkpoint folder

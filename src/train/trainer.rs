@@ -182,18 +182,26 @@ impl Trainer {
     /// Re-plans a resumed run for `epochs` epochs in total (and no step
     /// budget): the schedule's horizon moves, so steps from here on see a
     /// different rate than the original plan would have given them.
-    pub fn extend_epochs(&mut self, epochs: usize) -> Result<()> {
+    /// Returns a note saying so when the plan changed.
+    pub fn extend_epochs(&mut self, epochs: usize) -> Result<Option<String>> {
         if epochs == self.cfg.train.epochs && self.cfg.train.planned_steps.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let mut cfg = self.cfg.clone();
         cfg.train.epochs = epochs;
         cfg.train.planned_steps = None;
         cfg.validate()?;
+        let before = self.schedule.total;
         self.schedule = schedule_for(&cfg, self.split.train.len());
         self.state.total_steps = self.schedule.total;
         self.cfg = cfg;
-        Ok(())
+        Ok((before != self.schedule.total).then(|| {
+            format!(
+                "--epochs {epochs}: the run now plans {} steps instead of {before}; the learning rate from step {} on follows the new plan",
+                self.schedule.total,
+                self.state.step + 1
+            )
+        }))
     }
 
     /// The model being trained (on the autodiff device).
