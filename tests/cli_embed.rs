@@ -158,6 +158,44 @@ fn embed_refuses_bad_input() {
     ]);
     assert_refused(&jsonl_out, "must not end in .jsonl");
     assert!(!out_path.exists(), "nothing written on refusal");
+
+    // Outputs never destroy inputs, however the paths are spelled: the
+    // sidecar t.jsonl of t.safetensors is the input ./t.jsonl here.
+    let texts = p("t.jsonl");
+    std::fs::write(&texts, "a text\n").unwrap();
+    let spelled = dir.path().join(".").join("t.jsonl");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&spelled),
+        "--output",
+        s(&p("t.safetensors")),
+    ]);
+    assert_refused(&out, "sidecar");
+    assert_refused(&out, "destroy");
+    assert_eq!(std::fs::read_to_string(&texts).unwrap(), "a text\n");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&good),
+        "--output",
+        s(&model.join("model.safetensors")),
+    ]);
+    assert_refused(&out, "a file of --model");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&good),
+        "--output",
+        "/dev/null",
+    ]);
+    assert_refused(&out, "/dev/null is a device");
 }
 
 /// Two synsets in WordNet's database format (one without an example).
@@ -201,4 +239,14 @@ fn data_wordnet_writes_pairs_and_refuses_a_wrong_folder() {
     assert_refused(&out, "--count 3");
     let out = energyflow(&["data", "wordnet", "--dict", s(dir.path()), "--out", s(&tsv)]);
     assert_refused(&out, "no WordNet database file data.noun");
+    let out = energyflow(&[
+        "data",
+        "wordnet",
+        "--dict",
+        s(&dict),
+        "--out",
+        s(&dict.join("data.noun")),
+    ]);
+    assert_refused(&out, "is --dict");
+    assert_eq!(std::fs::read_to_string(dict.join("data.noun")).unwrap(), DATA_NOUN);
 }

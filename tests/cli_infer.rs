@@ -110,3 +110,42 @@ fn infer_refuses_bad_input() {
     assert_refused(&out, "train.batch_size");
     assert!(!out_path.exists(), "nothing is written on failure");
 }
+
+#[test]
+fn infer_never_replaces_an_input_or_a_special_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let x = p("x.safetensors");
+    write(&x, "input", 1, 768, |_| 0.1, StoreDtype::F32);
+    let before = std::fs::read(&x).unwrap();
+    let infer = |extra: &[&str], output: &Path| {
+        let mut args = vec![
+            "infer",
+            "--input",
+            x.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        energyflow(&args)
+    };
+    // The input spelled differently.
+    let spelled = dir.path().join(".").join("x.safetensors");
+    assert_refused(&infer(&[], &spelled), "is --input");
+    assert_refused(&infer(&[], Path::new("/dev/null")), "/dev/null is a device");
+    assert_refused(&infer(&[], dir.path()), "is a folder");
+    // A file of the checkpoint (or run) folder, and the config file.
+    let ckpt = p("run");
+    std::fs::create_dir(&ckpt).unwrap();
+    std::fs::write(ckpt.join("metrics.jsonl"), "{}\n").unwrap();
+    let c = ckpt.to_str().unwrap();
+    assert_refused(
+        &infer(&["--checkpoint", c], &ckpt.join("metrics.jsonl")),
+        "a file of --checkpoint",
+    );
+    let cfg = p("c.toml");
+    std::fs::write(&cfg, "[train]\nbatch_size = 2\n").unwrap();
+    assert_refused(&infer(&["--config", cfg.to_str().unwrap()], &cfg), "is --config");
+    assert_eq!(std::fs::read(&x).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(ckpt.join("metrics.jsonl")).unwrap(), "{}\n");
+}

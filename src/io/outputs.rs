@@ -111,7 +111,7 @@ pub fn check_output(label: &str, output: &Path, reads: &[Read]) -> Result<()> {
                 format!("{} {}", r.label, r.path.display())
             };
             return Err(Error::input(format!(
-                "{label} {shown} is {what}; writing it would destroy it (choose another {label})"
+                "{label} {shown} is {what}; writing it would destroy it"
             )));
         }
     }

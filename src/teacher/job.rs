@@ -4,7 +4,7 @@
 
 use super::{Teacher, TextFormat, text};
 use crate::error::{Error, Result};
-use crate::io::{Matrix, StoreDtype, save_matrices, write_atomic};
+use crate::io::{Matrix, Read, StoreDtype, check_output, save_matrices, write_atomic};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -54,12 +54,18 @@ impl EmbedJob {
                 self.output.display()
             )));
         }
-        if self.output == self.input || sidecar == self.input {
-            return Err(Error::input(format!(
-                "--output {} would overwrite --input",
-                self.output.display()
-            )));
-        }
+        let reads = [
+            Read {
+                label: "--input",
+                path: &self.input,
+            },
+            Read {
+                label: "--model",
+                path: &self.model,
+            },
+        ];
+        check_output("--output", &self.output, &reads)?;
+        check_output("--output's texts sidecar", &sidecar, &reads)?;
         // Cheap checks first: the folder's configs and the text file, then the weights.
         super::ModelFolder::open(&self.model)?;
         let texts = text::load_text_file(&self.input, self.format)?;
