@@ -13,12 +13,19 @@
 //! leaves either the old checkpoint or the new one, never a mix. Weight
 //! files no longer referenced are removed afterwards.
 //!
+//! Everything read back is untrusted (`check.rs`): `checkpoint.json`'s
+//! fields and the optimizer state's tensors are checked before use.
+//!
 //! Randomness needs no saved generator state: every random stream of a run
 //! (split, shuffles, dropout, exploration noise) is derived from the run's
 //! seed and counters (`train::data::mix`), which the JSON holds.
 
+mod check;
+
+pub use check::check_optimizer;
+
 use crate::config::EnergyConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::io::write_atomic;
 use crate::model::EnergyFlowModel;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -92,26 +99,34 @@ pub fn weights_to_bytes(model: &EnergyFlowModel) -> Result<Vec<u8>> {
         .map_err(|e| Error::Internal(format!("saving weights: {e}")))
 }
 
-/// Loads weights from safetensors bytes into `model` (shapes must match).
+/// Loads weights from safetensors bytes into `model`: every tensor must be
+/// there with its shape, and nothing else. A refusal names the first
+/// problem and counts the rest; the whole list is the `--verbose` detail.
 pub fn load_weights_bytes(model: &mut EnergyFlowModel, bytes: Vec<u8>, origin: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    // Partial and unvalidated: we read the result ourselves rather than
+    // pass on burn's multi-line report.
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .allow_partial(true)
+        .validate(false);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| Error::input(format!("{}: cannot load weights ({e})", origin.display())))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(Error::input(format!(
-            "{}: weights do not fit the model ({} errors, {} missing tensors{})",
-            origin.display(),
-            result.errors.len(),
-            result.missing.len(),
-            result
-                .errors
-                .first()
-                .map(|e| format!(", first: {e}"))
-                .unwrap_or_default()
-        )));
+        .map_err(|e| Error::input_quoting(format!("{}: cannot load weights", origin.display()), &e.to_string()))?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| one_line(&e.to_string())).collect();
+    problems.extend(result.missing.iter().map(|(path, _)| format!("missing tensor {path}")));
+    problems.extend(result.unused.iter().map(|path| format!("unexpected tensor {path}")));
+    if problems.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let more = match problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more problem(s); --verbose lists them)", n - 1),
+    };
+    Err(Error::input(format!(
+        "{}: weights do not fit the model: {}{more}",
+        origin.display(),
+        problems[0]
+    ))
+    .with_detail(problems.join("\n")))
 }
 
 /// Writes a checkpoint into `dir` (created if needed), atomically (see the
@@ -188,7 +203,7 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
 /// Reads and checks `checkpoint.json` of the checkpoint folder `ckpt`.
 pub fn read_meta(ckpt: &Path) -> Result<Meta> {
     let path = ckpt.join(META_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::io::read_text(&path)?;
     let invalid = |e: serde_json::Error| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display()));
     // The version first: another format's fields would not parse.
     #[derive(Deserialize)]
@@ -204,7 +219,10 @@ pub fn read_meta(ckpt: &Path) -> Result<Meta> {
         )));
     }
     let meta: Meta = serde_json::from_str(&text).map_err(invalid)?;
-    meta.config.validate()?;
+    meta.config
+        .validate()
+        .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+    check::check_meta(&meta, &path)?;
     Ok(meta)
 }
 
@@ -216,7 +234,7 @@ pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
 /// Reads the bytes of a file the checkpoint names.
 pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
     let path = ckpt.join(name);
-    std::fs::read(&path).map_err(|e| Error::io(&path, e))
+    crate::io::read_file(&path)
 }
 
 /// Loads a model and its metadata from a checkpoint (or run) folder.

@@ -37,9 +37,20 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb).max(1e-8)
 }
 
-/// Reads the whole file at `path` (error names the file).
+/// Reads the whole file at `path` (error names the file). A folder or a
+/// device is refused before it is opened: reading /dev/zero would never
+/// end. Pipes are read (`--input /dev/stdin` with stdin piped).
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if let Some(kind) = outputs::special_kind(&meta).filter(|k| matches!(*k, "a folder" | "a device")) {
+        return Err(Error::input(format!("{} is {kind}; expected a file", path.display())));
+    }
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`read_file`] as UTF-8 text (error names the file).
+pub fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|e| Error::input(format!("{}: not UTF-8 text ({e})", path.display())))
 }
 
 /// Parses `bytes` (the contents of `path`) as safetensors and returns the

@@ -21,7 +21,7 @@ pub struct Read<'a> {
 }
 
 /// What kind of non-regular file sits at a path (None for a regular file).
-fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+pub(super) fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
     let t = meta.file_type();
     if t.is_file() {
         return None;

@@ -116,9 +116,35 @@ impl PairData {
         (x, y)
     }
 
+    /// [`PairData::synthetic_rotation`] for sizes that come from outside
+    /// (a config, a checkpoint's data origin): refused beyond
+    /// [`SYNTHETIC_MAX_PAIRS`] pairs, [`SYNTHETIC_MAX_DIM`] wide, or
+    /// [`SYNTHETIC_MAX_VALUES`] values, instead of allocating (and
+    /// orthonormalising a dim x dim rotation) without bound.
+    pub fn synthetic(n: usize, dim: usize, seed: u64) -> Result<Self> {
+        let what = format!("synthetic rotation task of {n} pairs of width {dim}");
+        if !(2..=SYNTHETIC_MAX_PAIRS).contains(&n) {
+            return Err(Error::input(format!(
+                "{what}: the pair count must be 2..={SYNTHETIC_MAX_PAIRS}"
+            )));
+        }
+        if !(1..=SYNTHETIC_MAX_DIM).contains(&dim) {
+            return Err(Error::input(format!(
+                "{what}: the width (model.input_embedding_dim) must be 1..={SYNTHETIC_MAX_DIM}"
+            )));
+        }
+        if n * dim > SYNTHETIC_MAX_VALUES {
+            return Err(Error::input(format!(
+                "{what}: more than {SYNTHETIC_MAX_VALUES} values per tensor"
+            )));
+        }
+        Ok(Self::synthetic_rotation(n, dim, seed))
+    }
+
     /// The synthetic task: inputs are random unit vectors of width `dim`,
     /// targets the same vectors turned by one fixed random rotation. A
     /// linear map solves it exactly, so it shows whether the model learns.
+    /// Sizes are not checked (tests, benches): see [`PairData::synthetic`].
     pub fn synthetic_rotation(n: usize, dim: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let rotation: Vec<f64> = random_orthonormal(dim, dim, &mut rng).into_iter().flatten().collect();
@@ -162,6 +188,10 @@ pub fn bundled_path() -> PathBuf {
 pub const SYNTHETIC_PAIRS: usize = 2000;
 /// Seed of the synthetic task: fixed, so runs with other seeds see the same task.
 pub const SYNTHETIC_SEED: u64 = 0x5EED;
+/// Bounds of a synthetic task built from outside sizes ([`PairData::synthetic`]).
+pub const SYNTHETIC_MAX_PAIRS: usize = 1_000_000;
+pub const SYNTHETIC_MAX_DIM: usize = 2048;
+pub const SYNTHETIC_MAX_VALUES: usize = 1 << 26;
 
 impl PairData {
     /// Re-opens the data a run recorded as its origin: a file path, or the
@@ -183,7 +213,9 @@ impl PairData {
                 }
             }
             return match (n, dim, seed) {
-                (Some(n), Some(dim), Some(seed)) => Ok(Self::synthetic_rotation(n, dim, seed)),
+                (Some(n), Some(dim), Some(seed)) => {
+                    Self::synthetic(n, dim, seed).map_err(|e| Error::input(format!("data origin \"{origin}\": {e}")))
+                }
                 _ => Err(Error::input(format!(
                     "data origin \"{origin}\" is not a synthetic task description"
                 ))),

@@ -171,7 +171,7 @@ impl MetricsLog {
 /// Reads the records of a `metrics.jsonl` file; a line that is not a record
 /// is refused naming the file and the line number.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::io::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -357,7 +357,7 @@ fn requested_config(req: &RunRequest, data: &PairData) -> Result<EnergyConfig> {
 fn load_data(req: &RunRequest, choice: &DataChoice, notes: &mut Vec<String>) -> Result<PairData> {
     let synthetic = || -> Result<PairData> {
         let dim = req.config.load()?.config.model.input_embedding_dim;
-        Ok(PairData::synthetic_rotation(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED))
+        PairData::synthetic(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED)
     };
     match choice {
         DataChoice::Synthetic => synthetic(),

@@ -153,9 +153,18 @@ impl Trainer {
             )));
         }
         let split = Split::new(data.len(), info.val_fraction, info.seed)?;
+        let per_epoch = split.train.len().div_ceil(cfg.train.batch_size);
+        if state.batch_in_epoch > per_epoch {
+            return Err(Error::input(format!(
+                "{}: field `train.batch_in_epoch` = {} is past the {per_epoch} batches of an epoch",
+                ckpt.join(checkpoint::META_FILE).display(),
+                state.batch_in_epoch
+            )));
+        }
         let device = autodiff(device, &cfg);
         let model = prepare(checkpoint::model_from(ckpt, &meta, &device)?, &cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
+        checkpoint::check_optimizer(&model, &bytes, &ckpt.join(&opt_name), state.step - state.skipped)?;
         let optim = optimizer(&cfg)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| {
