@@ -145,7 +145,11 @@ fn embed_refuses_bad_input() {
     std::fs::write(p("blank.txt"), "\n\n").unwrap();
     assert_refused(&run(&model, &p("blank.txt"), &[]), "no texts");
 
-    assert_refused(&run(&model, &good, &["--batch", "0"]), "--batch");
+    assert_refused(&run(&model, &good, &["--batch", "0"]), "--batch 0");
+    assert_refused(
+        &run(&model, &good, &["--batch", "18446744073709551615"]),
+        "between 1 and 4096",
+    );
     assert_refused(&run(&model, &good, &["--max-length", "1000"]), "--max-length 1000");
     let jsonl_out = energyflow(&[
         "embed",

@@ -8,6 +8,10 @@ use crate::io::{Matrix, Read, StoreDtype, check_output, save_matrices, write_ato
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Largest `--batch`: a batch's attention scores grow with batch x
+/// tokens^2, so an unbounded batch could exhaust memory on one forward.
+pub const MAX_BATCH: usize = 4096;
+
 /// What to embed, with what, into where.
 #[derive(Debug, Clone)]
 pub struct EmbedJob {
@@ -44,8 +48,11 @@ pub struct EmbedSummary {
 impl EmbedJob {
     /// Runs the job; `progress(done, total)` hears about each batch.
     pub fn run(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<EmbedSummary> {
-        if self.batch == 0 {
-            return Err(Error::input("--batch must be at least 1"));
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return Err(Error::input(format!(
+                "--batch {}: must be between 1 and {MAX_BATCH}",
+                self.batch
+            )));
         }
         let sidecar = text::sidecar_path(&self.output);
         if sidecar == self.output {
