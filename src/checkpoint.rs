@@ -25,6 +25,7 @@ mod check;
 pub use check::check_optimizer;
 
 use crate::config::EnergyConfig;
+use crate::config::resources::{self, Purpose};
 use crate::error::{Error, Result, one_line};
 use crate::io::write_atomic;
 use crate::model::EnergyFlowModel;
@@ -246,6 +247,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)
 
 /// The model of checkpoint folder `ckpt` (described by `meta`) on `device`.
 pub fn model_from(ckpt: &Path, meta: &Meta, device: &Device) -> Result<EnergyFlowModel> {
+    resources::ensure_fits(&meta.config, Purpose::Inference, 0.0)?;
     // The seed only draws initial weights, which the file then replaces.
     let mut model = EnergyFlowModel::new(&meta.config.model, device, 0);
     let bytes = read_part(ckpt, &meta.weights)?;

@@ -144,3 +144,72 @@ fn a_panic_is_reported_in_one_line() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(y.is_file(), "the output was written before the print");
 }
+
+/// Values inside every range that together need far more memory than any
+/// machine has, and count flags near usize::MAX: refused before allocating.
+#[test]
+fn numbers_that_would_abort_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(
+        &huge,
+        "[model]\nlattice_width = 1024\nlattice_height = 1024\n[flow]\nmax_active_flows = 8388608\n",
+    )
+    .unwrap();
+    let x = dir.path().join("x.safetensors");
+    let m = Matrix {
+        rows: 1,
+        cols: 768,
+        data: vec![0.1; 768],
+    };
+    save_matrices(&x, &[("input", &m)], StoreDtype::F32).unwrap();
+    let y = dir.path().join("y.safetensors");
+    let h = huge.to_str().unwrap();
+    let out = energyflow(&[
+        "infer",
+        "--config",
+        h,
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "needs at least");
+    assert_refused(&out, "is available");
+    let run = dir.path().join("run");
+    let out = energyflow(&[
+        "train",
+        "--config",
+        h,
+        "--data",
+        "synthetic",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "training with this config");
+    assert!(!run.exists(), "a refused run leaves no folder behind");
+    let wide = dir.path().join("wide.toml");
+    std::fs::write(&wide, "[model]\ninput_embedding_dim = 65536\n").unwrap();
+    let out = energyflow(&[
+        "train",
+        "--config",
+        wide.to_str().unwrap(),
+        "--data",
+        "synthetic",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "width (model.input_embedding_dim) must be 1..=2048");
+
+    let max = usize::MAX.to_string();
+    for (args, needle) in [
+        (vec!["bench", "collect", "--flows", &max], "--flows"),
+        (vec!["bench", "collect", "--samples", &max], "--samples"),
+        (vec!["bench", "collect", "--runs", "0"], "--runs 0"),
+        (vec!["bench", "step", "--runs", &max], "--runs"),
+        (vec!["bench", "step", "--warmup", &max], "--warmup"),
+        (vec!["bench", "step", "--batch", &max], "train.batch_size"),
+    ] {
+        assert_refused(&energyflow(&args), needle);
+    }
+}

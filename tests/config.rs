@@ -133,3 +133,23 @@ fn checkpoint_intervals_default_to_a_minute_and_can_be_set() {
         (Some(25), 0.0)
     );
 }
+
+#[test]
+fn the_memory_estimate_counts_the_parameters_of_a_built_model() {
+    use burn::module::Module;
+    use energyflow::config::resources::parameter_counts;
+    let mut small = EnergyConfig::preset(Preset::Debug);
+    small.model.lattice_width = 5;
+    small.model.lattice_height = 3;
+    small.model.input_embedding_dim = 7;
+    small.model.output_embedding_dim = 9;
+    small.model.carrier_hidden_dim = 6;
+    small.model.carrier_layers = 3;
+    small.model.neuron_hidden_dim = 5;
+    small.model.neuron_output_dim = 4;
+    for cfg in [small, EnergyConfig::preset(Preset::Debug)] {
+        let model = energyflow::EnergyFlowModel::new(&cfg.model, &burn::tensor::Device::flex(), 0);
+        let counted: f64 = parameter_counts(&cfg).iter().sum();
+        assert_eq!(counted as usize, model.num_params());
+    }
+}

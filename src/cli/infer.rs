@@ -3,6 +3,7 @@
 
 use super::{ConfigArgs, print_json};
 use energyflow::checkpoint;
+use energyflow::config::resources::{self, Purpose};
 use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
 use energyflow::io::{Read, StoreDtype, check_output, load_matrix, save_matrices};
@@ -70,6 +71,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
     let model = match &ckpt {
         Some(dir) => checkpoint::load_model(dir, &dev)?.0,
         None => {
+            resources::ensure_fits(&cfg, Purpose::Inference, 0.0)?;
             eprintln!(
                 "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, {})",
                 args.seed,

@@ -20,6 +20,7 @@
 
 mod load;
 mod presets;
+pub mod resources;
 mod validate;
 
 pub use load::{ConfigSource, LoadedConfig};

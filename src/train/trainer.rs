@@ -24,6 +24,7 @@ use super::loss;
 use super::metrics::{StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
+use crate::config::resources::{self, Purpose};
 use crate::config::{EnergyConfig, LossKind};
 use crate::device;
 use crate::error::{Error, Result};
@@ -97,6 +98,7 @@ impl Trainer {
     pub fn new(cfg: EnergyConfig, data: &PairData, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
         data.check_fits(&cfg)?;
+        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
         let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
         let schedule = schedule_for(&cfg, split.train.len());
         let device = autodiff(device, &cfg);
@@ -143,6 +145,7 @@ impl Trainer {
         };
         let cfg = meta.config.clone();
         data.check_fits(&cfg)?;
+        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
         if info.n != data.len() {
             return Err(Error::input(format!(
                 "{}: {} pairs, but the checkpoint was trained on {} pairs of {}; resume on the same data",
