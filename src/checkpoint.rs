@@ -104,6 +104,7 @@ pub fn weights_to_bytes(model: &EnergyFlowModel) -> Result<Vec<u8>> {
 /// there with its shape, and nothing else. A refusal names the first
 /// problem and counts the rest; the whole list is the `--verbose` detail.
 pub fn load_weights_bytes(model: &mut EnergyFlowModel, bytes: Vec<u8>, origin: &Path) -> Result<()> {
+    check_finite_weights(&bytes, origin)?;
     // Partial and unvalidated: we read the result ourselves rather than
     // pass on burn's multi-line report.
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
@@ -128,6 +129,30 @@ pub fn load_weights_bytes(model: &mut EnergyFlowModel, bytes: Vec<u8>, origin: &
         problems[0]
     ))
     .with_detail(problems.join("\n")))
+}
+
+/// Refuses a weights file holding NaN or an infinity (a model that could
+/// only produce NaN), naming the tensor. Other problems are burn-store's.
+fn check_finite_weights(bytes: &[u8], origin: &Path) -> Result<()> {
+    let Ok(st) = safetensors::SafeTensors::deserialize(bytes) else {
+        return Ok(());
+    };
+    for (name, view) in st.tensors() {
+        let finite = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            _ => true,
+        };
+        if !finite {
+            return Err(Error::input(format!(
+                "{}: tensor {name} holds a non-finite value; these weights cannot be used",
+                origin.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes a checkpoint into `dir` (created if needed), atomically (see the

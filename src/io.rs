@@ -103,15 +103,37 @@ pub fn read_matrix(path: &Path, bytes: &[u8], name: &str) -> Result<Matrix> {
             )));
         }
     };
-    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+    let m = Matrix { rows, cols, data };
+    m.check_finite(&format!("{file}: tensor \"{name}\""))?;
+    if let Some((i, norm)) = (0..rows)
+        .map(|i| (i, m.row(i).iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()))
+        .find(|(_, n)| *n > MAX_ROW_NORM)
+    {
         return Err(Error::input(format!(
-            "{file}: tensor \"{name}\" holds a non-finite value ({}) at row {}, column {}",
-            data[pos],
-            pos / cols.max(1),
-            pos % cols.max(1)
+            "{file}: tensor \"{name}\" row {i} has norm {norm:.3e}, above {MAX_ROW_NORM:e}: squared errors and the model's first layer would overflow f32"
         )));
     }
-    Ok(Matrix { rows, cols, data })
+    Ok(m)
+}
+
+/// Largest row norm a matrix read from a file may have: squared errors of
+/// such rows stay finite in f32 (1e36 < 3.4e38), and so does the mapper's
+/// first layer. Embeddings have norms near 1.
+pub const MAX_ROW_NORM: f64 = 1e18;
+
+impl Matrix {
+    /// Refuses a non-finite value, naming `what`, its row and column.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        match self.data.iter().position(|v| !v.is_finite()) {
+            Some(pos) => Err(Error::input(format!(
+                "{what} holds a non-finite value ({}) at row {}, column {}",
+                self.data[pos],
+                pos / self.cols.max(1),
+                pos % self.cols.max(1)
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads tensor `name` from the safetensors file at `path`.

@@ -213,3 +213,34 @@ fn numbers_that_would_abort_are_refused_before_allocating() {
         assert_refused(&energyflow(&args), needle);
     }
 }
+
+#[test]
+fn a_checkpoint_with_nan_weights_is_refused_and_eval_never_prints_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = PairData::synthetic_rotation(12, 5, 1);
+    let ckpt = dir.path().join("ckpt");
+    Trainer::new(tiny(), &data, 0, &Device::flex())
+        .unwrap()
+        .save(&ckpt)
+        .unwrap();
+    let weights = ckpt.join(checkpoint::read_meta(&ckpt).unwrap().weights);
+    let bytes = std::fs::read(&weights).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor("collector.fc3.weight").unwrap();
+    let offset = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+    let mut broken = bytes.clone();
+    broken[offset..offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&weights, broken).unwrap();
+    let d = dir.path().join("d.safetensors");
+    save_matrices(&d, &[("input", &data.input), ("target", &data.target)], StoreDtype::F32).unwrap();
+    let out = energyflow(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        d.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_refused(&out, "tensor collector.fc3.weight holds a non-finite value");
+    assert!(out.stdout.is_empty());
+}

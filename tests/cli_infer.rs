@@ -54,6 +54,24 @@ fn infer_writes_output_and_prints_stats_json() {
 }
 
 #[test]
+fn large_but_allowed_inputs_give_finite_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.safetensors"), dir.path().join("y.safetensors"));
+    // Row norm 1e15 * sqrt(768) = 2.8e16, under the 1e18 limit.
+    write(
+        &x,
+        "input",
+        2,
+        768,
+        |i| if i % 2 == 0 { 1e15 } else { -1e15 },
+        StoreDtype::F32,
+    );
+    let out = energyflow(&["infer", "--input", x.to_str().unwrap(), "--output", y.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(load_matrix(&y, "output").unwrap().data.iter().all(|v| v.is_finite()));
+}
+
+#[test]
 fn infer_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
@@ -88,6 +106,10 @@ fn infer_refuses_bad_input() {
         StoreDtype::F32,
     );
     assert_refused(&run(&p("inf.safetensors")), "row 1");
+
+    // Finite but so large that the mapping overflows (it gave NaN outputs).
+    write(&p("huge.safetensors"), "input", 2, 768, |_| 3e38, StoreDtype::F32);
+    assert_refused(&run(&p("huge.safetensors")), "row 0 has norm");
 
     write(&p("empty.safetensors"), "input", 0, 768, |_| 0.0, StoreDtype::F32);
     assert_refused(&run(&p("empty.safetensors")), "zero rows");

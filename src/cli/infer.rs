@@ -84,6 +84,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
         }
     };
     let (output, stats) = infer_batches(&model, &cfg, &input, &dev)?;
+    output.check_finite("the model's output (not written)")?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
     print_json(&stats)
 }
