@@ -21,7 +21,7 @@ pub struct TrainArgs {
     pub config: ConfigArgs,
     /// safetensors file with "input" [N, E_in] and "target" [N, E_out];
     /// "synthetic" for the built-in rotation task. Default: the bundled
-    /// data/wordnet-pairs.safetensors (a resumed run: its own data).
+    /// WordNet pairs, compiled into the binary (a resumed run: its own data).
     #[arg(long)]
     pub data: Option<String>,
     /// Epochs (overrides train.epochs and clears train.planned_steps: the

@@ -15,7 +15,7 @@
 //! time than these forty lines.
 
 use super::data::PairData;
-use super::data::{Split, bundled_path};
+use super::data::Split;
 use super::loss;
 use crate::checkpoint;
 use crate::config::EnergyConfig;
@@ -296,7 +296,7 @@ pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) ->
             &loaded
         }
         (None, None) => {
-            loaded = PairData::load(&bundled_path())?;
+            loaded = PairData::bundled()?;
             &loaded
         }
     };

@@ -11,7 +11,7 @@
 //!   trusts `best/` about the best model (it is written first), and refuses
 //!   flags or a config that would change the run, naming them.
 
-use super::data::{PairData, SYNTHETIC_PAIRS, SYNTHETIC_SEED, bundled_path};
+use super::data::{PairData, SYNTHETIC_PAIRS, SYNTHETIC_SEED};
 use super::lock::{LOCK_FILE, RunLock};
 use super::run::Run;
 use super::trainer::Trainer;
@@ -25,8 +25,7 @@ use std::path::{Path, PathBuf};
 /// Which data a run trains on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataChoice {
-    /// The bundled WordNet pairs (data/README.md); the synthetic task when
-    /// the bundled file is missing.
+    /// The bundled WordNet pairs (data/README.md), compiled into the binary.
     Bundled,
     /// The built-in synthetic rotation task.
     Synthetic,
@@ -133,7 +132,7 @@ impl Run {
 
     fn fresh(req: &RunRequest, dev: &Device) -> Result<Self> {
         let overwrite = req.start == Start::Overwrite;
-        let (lock, previous, mut notes) = lock_and_clean(&req.out, overwrite)?;
+        let (lock, previous, notes) = lock_and_clean(&req.out, overwrite)?;
         let traces = earlier_run(&req.out, previous.as_deref());
         if !overwrite && !traces.is_empty() {
             return Err(Error::input(format!(
@@ -146,7 +145,7 @@ impl Run {
             // Nothing of a run is there: only stray temporary files can be.
             remove_stale_temp_files(&req.out, None, true);
         }
-        let data = load_data(req, req.data.as_ref().unwrap_or(&DataChoice::Bundled), &mut notes)?;
+        let data = load_data(req, req.data.as_ref().unwrap_or(&DataChoice::Bundled))?;
         let trainer = Trainer::new(requested_config(req, &data)?, &data, req.seed.unwrap_or(0), dev)?;
         if overwrite {
             // The old run's files must not pass for the new run's.
@@ -171,7 +170,7 @@ impl Run {
         let (ckpt, meta) = newest_checkpoint(&req.out)?;
         let data = match (&req.data, &meta.data) {
             (None, Some(info)) => PairData::from_origin(&info.origin)?,
-            (choice, _) => load_data(req, choice.as_ref().unwrap_or(&DataChoice::Bundled), &mut notes)?,
+            (choice, _) => load_data(req, choice.as_ref().unwrap_or(&DataChoice::Bundled))?,
         };
         refuse_changes(req, &meta, &data, &ckpt)?;
         let mut trainer = Trainer::resume(&ckpt, &data, dev)?;
@@ -352,27 +351,14 @@ fn requested_config(req: &RunRequest, data: &PairData) -> Result<EnergyConfig> {
     Ok(cfg)
 }
 
-/// The data `choice` names; the bundled set falls back to the synthetic
-/// task when its file is missing (and says so in `notes`).
-fn load_data(req: &RunRequest, choice: &DataChoice, notes: &mut Vec<String>) -> Result<PairData> {
-    let synthetic = || -> Result<PairData> {
-        let dim = req.config.load()?.config.model.input_embedding_dim;
-        PairData::synthetic(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED)
-    };
+/// The data `choice` names.
+fn load_data(req: &RunRequest, choice: &DataChoice) -> Result<PairData> {
     match choice {
-        DataChoice::Synthetic => synthetic(),
-        DataChoice::File(path) => PairData::load(path),
-        DataChoice::Bundled => {
-            let bundled = bundled_path();
-            if bundled.is_file() {
-                PairData::load(&bundled)
-            } else {
-                notes.push(format!(
-                    "bundled data {} not found; training on the synthetic rotation task",
-                    bundled.display()
-                ));
-                synthetic()
-            }
+        DataChoice::Synthetic => {
+            let dim = req.config.load()?.config.model.input_embedding_dim;
+            PairData::synthetic(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED)
         }
+        DataChoice::File(path) => PairData::load(path),
+        DataChoice::Bundled => PairData::bundled(),
     }
 }
