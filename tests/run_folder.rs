@@ -287,6 +287,20 @@ fn resume_refuses_what_would_change_the_run_and_reports_epochs() {
         );
         assert_eq!(e.lines().count(), 1);
     };
+    // Other data of the same size: allowed (a moved file), and said.
+    let moved = st.dir.path().join("moved.safetensors");
+    std::fs::copy(&st.data, &moved).unwrap();
+    let mut r = resume.clone();
+    r.data = Some(DataChoice::File(moved));
+    let run = open(&r).unwrap();
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("moved.safetensors (the run recorded")),
+        "{:?}",
+        run.notes
+    );
+    drop(run);
     refused(&|r| r.seed = Some(5), "--seed 5 (the run's is 4)");
     refused(&|r| r.val_fraction = Some(0.3), "--val-fraction 0.3 (the run's is 0.1)");
     refused(

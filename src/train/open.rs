@@ -173,6 +173,16 @@ impl Run {
             (choice, _) => load_data(req, choice.as_ref().unwrap_or(&DataChoice::Bundled))?,
         };
         refuse_changes(req, &meta, &data, &ckpt)?;
+        if let (Some(_), Some(info)) = (&req.data, &meta.data)
+            && info.origin != data.origin
+        {
+            // Allowed for a data file that moved; the trainer checks the
+            // pair count and the widths.
+            notes.push(format!(
+                "resuming on {} (the run recorded {})",
+                data.origin, info.origin
+            ));
+        }
         let mut trainer = Trainer::resume(&ckpt, &data, dev)?;
         if ckpt.ends_with("best") {
             notes.push(format!(
