@@ -2,6 +2,7 @@
 //! repeated timed runs after a warm-up. Library code: returns figures, the
 //! CLI prints them.
 
+use crate::config::resources::{self, Purpose};
 use crate::config::{EnergyConfig, Preset};
 use crate::device;
 use crate::error::{Error, Result};
@@ -11,6 +12,21 @@ use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Instant;
+
+/// Bounds of the count flags: what a benchmark can mean on one machine
+/// (memory is checked besides).
+pub const MAX_FLOWS: usize = 100_000_000;
+pub const MAX_SAMPLES: usize = 65_536;
+pub const MAX_RUNS: usize = 10_000;
+
+/// Refuses a count flag outside 1..=max.
+fn count(flag: &str, v: usize, max: usize) -> Result<()> {
+    if (1..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::input(format!("{flag} {v}: must be between 1 and {max}")))
+    }
+}
 
 /// A synthetic set of completed flows.
 pub struct SyntheticFlows {
@@ -104,10 +120,16 @@ pub fn bench_collect(
     naive_limit: usize,
     dev: &Device,
 ) -> Result<CollectBench> {
-    if flows == 0 || samples == 0 || runs == 0 {
-        return Err(Error::input("bench collect: --flows, --samples and --runs must be > 0"));
-    }
+    count("--flows", flows, MAX_FLOWS)?;
+    count("--samples", samples, MAX_SAMPLES)?;
+    count("--runs", runs, MAX_RUNS)?;
     let cells = EnergyConfig::preset(preset).model.surface_cells();
+    // Group keys are u32 (sample * cells + cell): 65536 x 10000 fits.
+    let keys = samples * cells;
+    // Per flow: energy, key, steps, z, the gradient and the collection's
+    // scratch; per key: the upstream gradient, the surface and a flag.
+    let bytes = flows as f64 * 96.0 + keys as f64 * 16.0;
+    resources::ensure_available(&format!("bench collect of {flows} flows"), bytes, "; lower --flows")?;
     let dev = dev.clone().autodiff();
     let set = synthetic_flows(flows, samples, cells, 7);
     let mut aggregator = Aggregator::new();
@@ -221,8 +243,9 @@ pub fn bench_step(
     use crate::train::{PairData, Trainer, metrics};
     use burn::module::Module;
 
-    if runs == 0 {
-        return Err(Error::input("bench step: --runs must be > 0"));
+    count("--runs", runs, MAX_RUNS)?;
+    if warmup > MAX_RUNS {
+        return Err(Error::input(format!("--warmup {warmup}: must be at most {MAX_RUNS}")));
     }
     if let Some(b) = batch {
         cfg.train.batch_size = b;
@@ -231,6 +254,8 @@ pub fn bench_step(
     let b = cfg.train.batch_size;
     // Enough training rows that no batch repeats, plus the held-out tenth.
     let n = b * (runs + warmup + 1) * 10 / 9 + 2;
+    let data_bytes = 4.0 * n as f64 * (cfg.model.input_embedding_dim + cfg.model.output_embedding_dim) as f64;
+    resources::ensure_fits(&cfg, Purpose::Training, data_bytes)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut unit_rows = |cols: usize| {
         let mut data = Vec::with_capacity(n * cols);

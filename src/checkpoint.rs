@@ -13,12 +13,20 @@
 //! leaves either the old checkpoint or the new one, never a mix. Weight
 //! files no longer referenced are removed afterwards.
 //!
+//! Everything read back is untrusted (`check.rs`): `checkpoint.json`'s
+//! fields and the optimizer state's tensors are checked before use.
+//!
 //! Randomness needs no saved generator state: every random stream of a run
 //! (split, shuffles, dropout, exploration noise) is derived from the run's
 //! seed and counters (`train::data::mix`), which the JSON holds.
 
+mod check;
+
+pub use check::check_optimizer;
+
 use crate::config::EnergyConfig;
-use crate::error::{Error, Result};
+use crate::config::resources::{self, Purpose};
+use crate::error::{Error, Result, one_line};
 use crate::io::write_atomic;
 use crate::model::EnergyFlowModel;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -92,24 +100,57 @@ pub fn weights_to_bytes(model: &EnergyFlowModel) -> Result<Vec<u8>> {
         .map_err(|e| Error::Internal(format!("saving weights: {e}")))
 }
 
-/// Loads weights from safetensors bytes into `model` (shapes must match).
+/// Loads weights from safetensors bytes into `model`: every tensor must be
+/// there with its shape, and nothing else. A refusal names the first
+/// problem and counts the rest; the whole list is the `--verbose` detail.
 pub fn load_weights_bytes(model: &mut EnergyFlowModel, bytes: Vec<u8>, origin: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    check_finite_weights(&bytes, origin)?;
+    // Partial and unvalidated: we read the result ourselves rather than
+    // pass on burn's multi-line report.
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .allow_partial(true)
+        .validate(false);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| Error::input(format!("{}: cannot load weights ({e})", origin.display())))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(Error::input(format!(
-            "{}: weights do not fit the model ({} errors, {} missing tensors{})",
-            origin.display(),
-            result.errors.len(),
-            result.missing.len(),
-            result
-                .errors
-                .first()
-                .map(|e| format!(", first: {e}"))
-                .unwrap_or_default()
-        )));
+        .map_err(|e| Error::input_quoting(format!("{}: cannot load weights", origin.display()), &e.to_string()))?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| one_line(&e.to_string())).collect();
+    problems.extend(result.missing.iter().map(|(path, _)| format!("missing tensor {path}")));
+    problems.extend(result.unused.iter().map(|path| format!("unexpected tensor {path}")));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let more = match problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more problem(s); --verbose lists them)", n - 1),
+    };
+    Err(Error::input(format!(
+        "{}: weights do not fit the model: {}{more}",
+        origin.display(),
+        problems[0]
+    ))
+    .with_detail(problems.join("\n")))
+}
+
+/// Refuses a weights file holding NaN or an infinity (a model that could
+/// only produce NaN), naming the tensor. Other problems are burn-store's.
+fn check_finite_weights(bytes: &[u8], origin: &Path) -> Result<()> {
+    let Ok(st) = safetensors::SafeTensors::deserialize(bytes) else {
+        return Ok(());
+    };
+    for (name, view) in st.tensors() {
+        let finite = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            _ => true,
+        };
+        if !finite {
+            return Err(Error::input(format!(
+                "{}: tensor {name} holds a non-finite value; these weights cannot be used",
+                origin.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -133,17 +174,39 @@ pub fn save(dir: &Path, model: &EnergyFlowModel, optimizer: Option<&[u8]>, mut m
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
     write_atomic(&dir.join(META_FILE), &json)?;
     // Only after the commit point: drop files the new JSON no longer names.
-    let keep = [Some(meta.weights.as_str()), meta.optimizer.as_deref()];
+    drop_unnamed(dir, &[meta.weights.as_str(), meta.optimizer.as_deref().unwrap_or("")]);
+    Ok(())
+}
+
+/// Removes the weight and optimizer files of `dir` not in `keep`; returns
+/// their names.
+fn drop_unnamed(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut removed = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             let ours = name.starts_with("model-") || name.starts_with("optimizer-");
-            if ours && !keep.contains(&Some(name.as_str())) {
-                let _ = std::fs::remove_file(entry.path());
+            if ours && !keep.contains(&name.as_str()) && std::fs::remove_file(entry.path()).is_ok() {
+                removed.push(name);
             }
         }
     }
-    Ok(())
+    removed.sort();
+    removed
+}
+
+/// Removes what a killed save left in checkpoint folder `dir`: weight and
+/// optimizer files its `checkpoint.json` does not name (all of them when it
+/// has none yet). Leaves everything when the JSON cannot be read. Only for
+/// a folder no other process is writing (the run lock). Returns the names.
+pub fn remove_unreferenced(dir: &Path) -> Vec<String> {
+    if !dir.join(META_FILE).exists() {
+        return drop_unnamed(dir, &[]);
+    }
+    match read_meta(dir) {
+        Ok(meta) => drop_unnamed(dir, &[meta.weights.as_str(), meta.optimizer.as_deref().unwrap_or("")]),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Finds the checkpoint folder for a user-given path: a checkpoint folder
@@ -166,7 +229,7 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
 /// Reads and checks `checkpoint.json` of the checkpoint folder `ckpt`.
 pub fn read_meta(ckpt: &Path) -> Result<Meta> {
     let path = ckpt.join(META_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::io::read_text(&path)?;
     let invalid = |e: serde_json::Error| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display()));
     // The version first: another format's fields would not parse.
     #[derive(Deserialize)]
@@ -182,7 +245,10 @@ pub fn read_meta(ckpt: &Path) -> Result<Meta> {
         )));
     }
     let meta: Meta = serde_json::from_str(&text).map_err(invalid)?;
-    meta.config.validate()?;
+    meta.config
+        .validate()
+        .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+    check::check_meta(&meta, &path)?;
     Ok(meta)
 }
 
@@ -194,7 +260,7 @@ pub fn read_config(ckpt: &Path) -> Result<EnergyConfig> {
 /// Reads the bytes of a file the checkpoint names.
 pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
     let path = ckpt.join(name);
-    std::fs::read(&path).map_err(|e| Error::io(&path, e))
+    crate::io::read_file(&path)
 }
 
 /// Loads a model and its metadata from a checkpoint (or run) folder.
@@ -206,6 +272,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)
 
 /// The model of checkpoint folder `ckpt` (described by `meta`) on `device`.
 pub fn model_from(ckpt: &Path, meta: &Meta, device: &Device) -> Result<EnergyFlowModel> {
+    resources::ensure_fits(&meta.config, Purpose::Inference, 0.0)?;
     // The seed only draws initial weights, which the file then replaces.
     let mut model = EnergyFlowModel::new(&meta.config.model, device, 0);
     let bytes = read_part(ckpt, &meta.weights)?;

@@ -2,7 +2,9 @@
 //!
 //! Library code returns `Result<T>`; only the CLI renders errors. `Error::is_user`
 //! tells the CLI whether the cause is the user's input (exit code 2) or an
-//! internal failure (exit code 1).
+//! internal failure (exit code 1). Every message is one line; longer
+//! reports from dependencies go into `Error::with_detail`, which the CLI
+//! prints only with `--verbose`.
 
 use std::path::Path;
 
@@ -29,6 +31,10 @@ pub enum Error {
     /// A failure that is not the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error with details only `--verbose` shows (a dependency's
+    /// multi-line report, say); it displays as `error` alone.
+    #[error("{error}")]
+    Detailed { error: Box<Error>, detail: String },
 }
 
 /// Short alias used throughout the crate.
@@ -49,6 +55,18 @@ impl Error {
         }
     }
 
+    /// A user-input error quoting a dependency's report: `context: ` and
+    /// the report kept to one line ([`one_line`]); a report of several
+    /// lines is attached whole as the detail.
+    pub fn input_quoting(context: impl std::fmt::Display, report: &str) -> Self {
+        let e = Error::input(format!("{context}: {}", one_line(report)));
+        if report.trim().lines().count() > 1 {
+            e.with_detail(report.trim())
+        } else {
+            e
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
@@ -59,7 +77,27 @@ impl Error {
 
     /// True when the user's input caused the error (CLI exit code 2).
     pub fn is_user(&self) -> bool {
-        !matches!(self, Error::Internal(_))
+        match self {
+            Error::Internal(_) => false,
+            Error::Detailed { error, .. } => error.is_user(),
+            _ => true,
+        }
+    }
+
+    /// This error with `detail` attached for `--verbose`.
+    pub fn with_detail(self, detail: impl Into<String>) -> Self {
+        Error::Detailed {
+            error: Box::new(self),
+            detail: detail.into(),
+        }
+    }
+
+    /// The details attached with [`Error::with_detail`], if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Detailed { detail, .. } => Some(detail),
+            _ => None,
+        }
     }
 }
 

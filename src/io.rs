@@ -1,36 +1,17 @@
-//! File helpers shared by every command: atomic writes and safetensors
-//! reading/writing of f32 matrices (f16 accepted on read), and the host-side
-//! cosine of two rows.
+//! File helpers shared by every command: atomic writes and their
+//! temporary files (`atomic`), the check that an output never destroys an
+//! input (`outputs`), safetensors reading/writing of f32 matrices (f16
+//! accepted on read), and the host-side cosine of two rows.
+
+mod atomic;
+mod outputs;
+
+pub use atomic::{parent_dir, process_alive, remove_stale_temp_files, remove_temp_files, write_atomic};
+pub use outputs::{Read, check_output};
 
 use crate::error::{Error, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::io::Write;
 use std::path::Path;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// flushed and synced, then renamed over the target. A crash never leaves a
-/// half-written file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
 
 /// A row-major f32 matrix read from or written to a safetensors file.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,9 +37,20 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb).max(1e-8)
 }
 
-/// Reads the whole file at `path` (error names the file).
+/// Reads the whole file at `path` (error names the file). A folder or a
+/// device is refused before it is opened: reading /dev/zero would never
+/// end. Pipes are read (`--input /dev/stdin` with stdin piped).
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if let Some(kind) = outputs::special_kind(&meta).filter(|k| matches!(*k, "a folder" | "a device")) {
+        return Err(Error::input(format!("{} is {kind}; expected a file", path.display())));
+    }
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`read_file`] as UTF-8 text (error names the file).
+pub fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|e| Error::input(format!("{}: not UTF-8 text ({e})", path.display())))
 }
 
 /// Parses `bytes` (the contents of `path`) as safetensors and returns the
@@ -111,15 +103,37 @@ pub fn read_matrix(path: &Path, bytes: &[u8], name: &str) -> Result<Matrix> {
             )));
         }
     };
-    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+    let m = Matrix { rows, cols, data };
+    m.check_finite(&format!("{file}: tensor \"{name}\""))?;
+    if let Some((i, norm)) = (0..rows)
+        .map(|i| (i, m.row(i).iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()))
+        .find(|(_, n)| *n > MAX_ROW_NORM)
+    {
         return Err(Error::input(format!(
-            "{file}: tensor \"{name}\" holds a non-finite value ({}) at row {}, column {}",
-            data[pos],
-            pos / cols.max(1),
-            pos % cols.max(1)
+            "{file}: tensor \"{name}\" row {i} has norm {norm:.3e}, above {MAX_ROW_NORM:e}: squared errors and the model's first layer would overflow f32"
         )));
     }
-    Ok(Matrix { rows, cols, data })
+    Ok(m)
+}
+
+/// Largest row norm a matrix read from a file may have: squared errors of
+/// such rows stay finite in f32 (1e36 < 3.4e38), and so does the mapper's
+/// first layer. Embeddings have norms near 1.
+pub const MAX_ROW_NORM: f64 = 1e18;
+
+impl Matrix {
+    /// Refuses a non-finite value, naming `what`, its row and column.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        match self.data.iter().position(|v| !v.is_finite()) {
+            Some(pos) => Err(Error::input(format!(
+                "{what} holds a non-finite value ({}) at row {}, column {}",
+                self.data[pos],
+                pos / self.cols.max(1),
+                pos % self.cols.max(1)
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads tensor `name` from the safetensors file at `path`.

@@ -1,4 +1,11 @@
 //! The `energyflow` binary: parse, dispatch to `cli::<command>`, render errors.
+//!
+//! Whatever goes wrong, the user reads one line on stderr: an error from
+//! the library (exit code 2 for bad input, 1 otherwise), or a panic from
+//! any code, ours or a dependency's, which is caught here and reported as
+//! an internal error (exit code 2: so far every panic found came from
+//! input that should have been refused). `--verbose` adds the details: a
+//! dependency's full report, the panic's location.
 
 mod cli;
 
@@ -9,6 +16,8 @@ mod cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::sync::Mutex;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,6 +26,10 @@ use clap::{Parser, Subcommand};
     about = "Energy Flow lattice models: train, evaluate, infer, embed, bench"
 )]
 struct Cli {
+    /// On an error, also print its details (a dependency's full report, a
+    /// panic's location).
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,18 +50,74 @@ enum Command {
     Data(cli::data::DataArgs),
 }
 
-fn main() {
-    let args = Cli::parse();
-    let result = match &args.command {
+fn dispatch(command: &Command) -> energyflow::Result<()> {
+    match command {
         Command::Train(a) => cli::train::run(a),
         Command::Eval(a) => cli::eval::run(a),
         Command::Infer(a) => cli::infer::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Embed(a) => cli::embed::run(a),
         Command::Data(a) => cli::data::run(a),
-    };
-    if let Err(e) = result {
-        eprintln!("energyflow: error: {e}");
-        std::process::exit(if e.is_user() { 2 } else { 1 });
     }
+}
+
+/// The first panic's message and location, kept by the quiet hook.
+static PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
+
+fn panic_message(info: &std::panic::PanicHookInfo) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Prints, ignoring a stderr that is gone (a hung-up terminal).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn main() {
+    let args = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let mut first = PANIC.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert((panic_message(info), location));
+    }));
+    let outcome = std::panic::catch_unwind(|| dispatch(&args.command));
+    let code = match outcome {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            say(&format!("energyflow: error: {}", energyflow::error::one_line(&text)));
+            if args.verbose {
+                if text.lines().count() > 1 {
+                    say(&text);
+                }
+                if let Some(d) = e.detail() {
+                    say(d);
+                }
+            }
+            if e.is_user() { 2 } else { 1 }
+        }
+        Err(_) => {
+            let (msg, location) = PANIC
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(|| ("a panic without a message".to_string(), String::new()));
+            say(&format!(
+                "energyflow: error: internal error (please report it): {}",
+                energyflow::error::one_line(&msg)
+            ));
+            if args.verbose {
+                say(&format!("panicked at {location}:\n{msg}"));
+            }
+            2
+        }
+    };
+    // Runs no destructors of other threads; the run lock is released by
+    // the operating system when the process ends.
+    std::process::exit(code);
 }

@@ -145,7 +145,11 @@ fn embed_refuses_bad_input() {
     std::fs::write(p("blank.txt"), "\n\n").unwrap();
     assert_refused(&run(&model, &p("blank.txt"), &[]), "no texts");
 
-    assert_refused(&run(&model, &good, &["--batch", "0"]), "--batch");
+    assert_refused(&run(&model, &good, &["--batch", "0"]), "--batch 0");
+    assert_refused(
+        &run(&model, &good, &["--batch", "18446744073709551615"]),
+        "between 1 and 4096",
+    );
     assert_refused(&run(&model, &good, &["--max-length", "1000"]), "--max-length 1000");
     let jsonl_out = energyflow(&[
         "embed",
@@ -158,6 +162,44 @@ fn embed_refuses_bad_input() {
     ]);
     assert_refused(&jsonl_out, "must not end in .jsonl");
     assert!(!out_path.exists(), "nothing written on refusal");
+
+    // Outputs never destroy inputs, however the paths are spelled: the
+    // sidecar t.jsonl of t.safetensors is the input ./t.jsonl here.
+    let texts = p("t.jsonl");
+    std::fs::write(&texts, "a text\n").unwrap();
+    let spelled = dir.path().join(".").join("t.jsonl");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&spelled),
+        "--output",
+        s(&p("t.safetensors")),
+    ]);
+    assert_refused(&out, "sidecar");
+    assert_refused(&out, "destroy");
+    assert_eq!(std::fs::read_to_string(&texts).unwrap(), "a text\n");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&good),
+        "--output",
+        s(&model.join("model.safetensors")),
+    ]);
+    assert_refused(&out, "a file of --model");
+    let out = energyflow(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&good),
+        "--output",
+        "/dev/null",
+    ]);
+    assert_refused(&out, "/dev/null is a device");
 }
 
 /// Two synsets in WordNet's database format (one without an example).
@@ -201,4 +243,14 @@ fn data_wordnet_writes_pairs_and_refuses_a_wrong_folder() {
     assert_refused(&out, "--count 3");
     let out = energyflow(&["data", "wordnet", "--dict", s(dir.path()), "--out", s(&tsv)]);
     assert_refused(&out, "no WordNet database file data.noun");
+    let out = energyflow(&[
+        "data",
+        "wordnet",
+        "--dict",
+        s(&dict),
+        "--out",
+        s(&dict.join("data.noun")),
+    ]);
+    assert_refused(&out, "is --dict");
+    assert_eq!(std::fs::read_to_string(dict.join("data.noun")).unwrap(), DATA_NOUN);
 }

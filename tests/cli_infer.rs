@@ -54,6 +54,24 @@ fn infer_writes_output_and_prints_stats_json() {
 }
 
 #[test]
+fn large_but_allowed_inputs_give_finite_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.safetensors"), dir.path().join("y.safetensors"));
+    // Row norm 1e15 * sqrt(768) = 2.8e16, under the 1e18 limit.
+    write(
+        &x,
+        "input",
+        2,
+        768,
+        |i| if i % 2 == 0 { 1e15 } else { -1e15 },
+        StoreDtype::F32,
+    );
+    let out = energyflow(&["infer", "--input", x.to_str().unwrap(), "--output", y.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(load_matrix(&y, "output").unwrap().data.iter().all(|v| v.is_finite()));
+}
+
+#[test]
 fn infer_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
@@ -89,6 +107,10 @@ fn infer_refuses_bad_input() {
     );
     assert_refused(&run(&p("inf.safetensors")), "row 1");
 
+    // Finite but so large that the mapping overflows (it gave NaN outputs).
+    write(&p("huge.safetensors"), "input", 2, 768, |_| 3e38, StoreDtype::F32);
+    assert_refused(&run(&p("huge.safetensors")), "row 0 has norm");
+
     write(&p("empty.safetensors"), "input", 0, 768, |_| 0.0, StoreDtype::F32);
     assert_refused(&run(&p("empty.safetensors")), "zero rows");
 
@@ -109,4 +131,43 @@ fn infer_refuses_bad_input() {
     ]);
     assert_refused(&out, "train.batch_size");
     assert!(!out_path.exists(), "nothing is written on failure");
+}
+
+#[test]
+fn infer_never_replaces_an_input_or_a_special_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let x = p("x.safetensors");
+    write(&x, "input", 1, 768, |_| 0.1, StoreDtype::F32);
+    let before = std::fs::read(&x).unwrap();
+    let infer = |extra: &[&str], output: &Path| {
+        let mut args = vec![
+            "infer",
+            "--input",
+            x.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        energyflow(&args)
+    };
+    // The input spelled differently.
+    let spelled = dir.path().join(".").join("x.safetensors");
+    assert_refused(&infer(&[], &spelled), "is --input");
+    assert_refused(&infer(&[], Path::new("/dev/null")), "/dev/null is a device");
+    assert_refused(&infer(&[], dir.path()), "is a folder");
+    // A file of the checkpoint (or run) folder, and the config file.
+    let ckpt = p("run");
+    std::fs::create_dir(&ckpt).unwrap();
+    std::fs::write(ckpt.join("metrics.jsonl"), "{}\n").unwrap();
+    let c = ckpt.to_str().unwrap();
+    assert_refused(
+        &infer(&["--checkpoint", c], &ckpt.join("metrics.jsonl")),
+        "a file of --checkpoint",
+    );
+    let cfg = p("c.toml");
+    std::fs::write(&cfg, "[train]\nbatch_size = 2\n").unwrap();
+    assert_refused(&infer(&["--config", cfg.to_str().unwrap()], &cfg), "is --config");
+    assert_eq!(std::fs::read(&x).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(ckpt.join("metrics.jsonl")).unwrap(), "{}\n");
 }

@@ -222,3 +222,28 @@ fn ctrl_c_finishes_the_step_saves_and_exits() {
     );
     eval_line(&out);
 }
+
+/// The bundled pairs are part of the binary: a run without --data works
+/// from any folder (nothing is looked up next to the source tree) and
+/// records an origin that eval and --resume re-open without a file.
+#[test]
+fn the_bundled_data_needs_no_file() {
+    let st = setup();
+    let tiny = TINY.replace("epochs = 50\nplanned_steps = 1000000\n", "planned_steps = 1\n");
+    std::fs::write(&st.config, tiny).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args(["train", "--config", s(&st.config), "--out", s(&st.out), "--quiet"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(eval_line(&out)["n"], 400);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(st.out.join("latest/checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(meta["data"]["origin"], "bundled:wordnet-pairs");
+    let data = PairData::from_origin("bundled:wordnet-pairs").unwrap();
+    assert_eq!((data.len(), data.input.cols, data.target.cols), (4000, 384, 384));
+    let e = PairData::from_origin("bundled:other").unwrap_err().to_string();
+    assert!(e.contains("bundles only"), "{e}");
+}

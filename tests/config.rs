@@ -67,6 +67,21 @@ fn bad_values_are_refused_with_field_value_and_range() {
         ("[train]\nlambda_cos = -1.0", "train.lambda_cos", "-1"),
         ("[train]\nsamples_per_pass = 0", "train.samples_per_pass", "0"),
         ("[train]\nplanned_steps = 0", "train.planned_steps", "0"),
+        (
+            "[train]\ncheckpoint_every_steps = 0",
+            "train.checkpoint_every_steps",
+            "0",
+        ),
+        (
+            "[train]\ncheckpoint_every_seconds = -1.0",
+            "train.checkpoint_every_seconds",
+            "-1",
+        ),
+        (
+            "[train]\ncheckpoint_every_seconds = 1e9",
+            "train.checkpoint_every_seconds",
+            "1000000000",
+        ),
     ];
 
     for (toml, field, value) in cases {
@@ -97,5 +112,44 @@ fn wrong_types_unknown_keys_and_bad_presets_are_refused() {
         refused("[model]\nlatice_width = 3"),
     ] {
         assert_eq!(m.lines().count(), 1, "{m}");
+    }
+}
+
+#[test]
+fn checkpoint_intervals_default_to_a_minute_and_can_be_set() {
+    let c = EnergyConfig::preset(Preset::Debug);
+    assert_eq!(
+        (c.train.checkpoint_every_steps, c.train.checkpoint_every_seconds),
+        (None, 60.0)
+    );
+    let (c, _) = EnergyConfig::from_toml_str(
+        "[train]\ncheckpoint_every_steps = 25\ncheckpoint_every_seconds = 0.0\n",
+        Preset::Debug,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.train.checkpoint_every_steps, c.train.checkpoint_every_seconds),
+        (Some(25), 0.0)
+    );
+}
+
+#[test]
+fn the_memory_estimate_counts_the_parameters_of_a_built_model() {
+    use burn::module::Module;
+    use energyflow::config::resources::parameter_counts;
+    let mut small = EnergyConfig::preset(Preset::Debug);
+    small.model.lattice_width = 5;
+    small.model.lattice_height = 3;
+    small.model.input_embedding_dim = 7;
+    small.model.output_embedding_dim = 9;
+    small.model.carrier_hidden_dim = 6;
+    small.model.carrier_layers = 3;
+    small.model.neuron_hidden_dim = 5;
+    small.model.neuron_output_dim = 4;
+    for cfg in [small, EnergyConfig::preset(Preset::Debug)] {
+        let model = energyflow::EnergyFlowModel::new(&cfg.model, &burn::tensor::Device::flex(), 0);
+        let counted: f64 = parameter_counts(&cfg).iter().sum();
+        assert_eq!(counted as usize, model.num_params());
     }
 }

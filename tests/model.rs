@@ -119,3 +119,43 @@ fn inference_is_deterministic_for_a_seed() {
     };
     assert_eq!(run(), run());
 }
+
+/// Inference uses the end of the displacement schedule: its floor when the
+/// scale decays (issue 10, item 13: it once used base * decay^-(warmup+1)).
+#[test]
+fn inference_with_a_decaying_schedule_moves_flows_at_the_floor() {
+    let mut cfg = EnergyConfig::preset(Preset::Debug);
+    cfg.model.lattice_width = 6;
+    cfg.model.lattice_height = 5;
+    cfg.train.batch_size = 2;
+    cfg.flow.max_active_flows = 200;
+    cfg.flow.displacement_scale = 2.0;
+    cfg.flow.displacement_scale_min = 0.5;
+    cfg.flow.displacement_scale_warmup = 4;
+    cfg.flow.displacement_scale_decay = 0.9;
+    cfg.validate().unwrap();
+    let opts = ForwardOptions::inference(&cfg);
+    assert_eq!(opts.displacement_scale, 0.5);
+    assert!(!opts.training);
+    let dev = Device::flex();
+    let model = EnergyFlowModel::new(&cfg.model, &dev, 3);
+    let e_in = cfg.model.input_embedding_dim;
+    let run = |scale: f64| {
+        let x = device::matrix(input(2, e_in), 2, e_in, &dev);
+        let o = ForwardOptions {
+            displacement_scale: scale,
+            ..opts
+        };
+        let out = model.forward(&cfg, x, &mut Workspace::default(), &o).unwrap();
+        device::to_vec(out.output).unwrap()
+    };
+    let x = device::matrix(input(2, e_in), 2, e_in, &dev);
+    let inferred = model.forward(&cfg, x, &mut Workspace::default(), &opts).unwrap();
+    let inferred = device::to_vec(inferred.output).unwrap();
+    assert_eq!(inferred, run(0.5));
+    // The base scale and the old wrong value move the flows differently.
+    let wrong = 2.0 * 0.9f64.powi(-5);
+    for other in [2.0, wrong] {
+        assert_ne!(inferred, run(other), "scale {other} gives the same output");
+    }
+}

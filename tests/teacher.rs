@@ -200,6 +200,21 @@ fn incomplete_or_unsupported_model_folders_are_refused() {
     std::fs::write(d.path().join("modules.json"), dense).unwrap();
     assert!(refusal(d.path()).contains("unsupported module list"));
 
+    // The folder's own token limit is named as such, not as a flag.
+    for bad in [0, 2, 513] {
+        let d = folder_copy();
+        std::fs::write(
+            d.path().join("sentence_bert_config.json"),
+            format!("{{\"max_seq_length\": {bad}, \"do_lower_case\": false}}"),
+        )
+        .unwrap();
+        let msg = refusal(d.path());
+        assert!(
+            msg.contains("sentence_bert_config.json: max_seq_length") && !msg.contains("--max-length"),
+            "{msg}"
+        );
+    }
+
     let d = folder_copy();
     std::fs::write(
         d.path().join("1_Pooling/config.json"),

@@ -69,7 +69,7 @@ fn weights_of(run: &Path) -> std::path::PathBuf {
 /// steps in total; returns the trainer (to inspect) and why it stopped.
 fn run(trainer: Trainer, data: &PairData, out: &Path, max_steps: usize) -> (Trainer, RunStop) {
     let stop = AtomicBool::new(false);
-    let mut r = Run::new(trainer, data.clone(), out);
+    let mut r = Run::new(trainer, data.clone(), out).unwrap();
     let s = r.train(Some(max_steps), &stop, &mut |_| {}).unwrap();
     (r.trainer, s.stop)
 }
@@ -122,6 +122,7 @@ fn learns_the_synthetic_rotation() {
     let before = t.validate(&data).unwrap().cosine;
     let stop = AtomicBool::new(false);
     let summary = Run::new(t, data.clone(), tmp.path())
+        .unwrap()
         .train(Some(300), &stop, &mut |_| {})
         .unwrap();
     let after = summary.last_val.unwrap().cosine;
@@ -167,6 +168,7 @@ fn non_finite_steps_are_skipped_and_leave_the_weights_alone() {
     t.save(&tmp.path().join("before")).unwrap();
     let stop = AtomicBool::new(false);
     let s = Run::new(t, data, &tmp.path().join("run"))
+        .unwrap()
         .train(Some(3), &stop, &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (3, 3));
@@ -229,6 +231,7 @@ fn surface_loss_keeps_the_input_mapper_frozen() {
     let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let s = Run::new(t, data, &tmp.path().join("run"))
+        .unwrap()
         .train(Some(3), &AtomicBool::new(false), &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (3, 0));
@@ -267,6 +270,7 @@ fn one_step_moves_every_module() {
     let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let s = Run::new(t, data, &tmp.path().join("run"))
+        .unwrap()
         .train(Some(1), &AtomicBool::new(false), &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (1, 0));

@@ -3,9 +3,10 @@
 
 use super::{ConfigArgs, print_json};
 use energyflow::checkpoint;
+use energyflow::config::resources::{self, Purpose};
 use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
-use energyflow::io::{StoreDtype, load_matrix, save_matrices};
+use energyflow::io::{Read, StoreDtype, check_output, load_matrix, save_matrices};
 use energyflow::model::{EnergyFlowModel, infer_batches};
 use std::path::PathBuf;
 
@@ -34,6 +35,24 @@ pub struct InferArgs {
 
 pub fn run(args: &InferArgs) -> Result<()> {
     let dev = device::select(args.device)?;
+    let mut reads = vec![Read {
+        label: "--input",
+        path: &args.input,
+    }];
+    // A folder: none of its files (checkpoint or run) may be replaced.
+    if let Some(dir) = &args.checkpoint {
+        reads.push(Read {
+            label: "--checkpoint",
+            path: dir,
+        });
+    }
+    if let Some(file) = &args.config.config {
+        reads.push(Read {
+            label: "--config",
+            path: file,
+        });
+    }
+    check_output("--output", &args.output, &reads)?;
     // Config and input are checked before any weights are built or loaded.
     let ckpt = args.checkpoint.as_deref().map(checkpoint::resolve).transpose()?;
     let cfg = match &ckpt {
@@ -52,6 +71,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
     let model = match &ckpt {
         Some(dir) => checkpoint::load_model(dir, &dev)?.0,
         None => {
+            resources::ensure_fits(&cfg, Purpose::Inference, 0.0)?;
             eprintln!(
                 "energyflow infer: no --checkpoint given, using seeded random weights (seed {}, {})",
                 args.seed,
@@ -64,6 +84,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
         }
     };
     let (output, stats) = infer_batches(&model, &cfg, &input, &dev)?;
+    output.check_finite("the model's output (not written)")?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
     print_json(&stats)
 }

@@ -10,6 +10,7 @@ use energyflow::error::{Error, Result};
 use energyflow::train::metrics::Record;
 use energyflow::train::{DataChoice, Event, Run, RunRequest, RunStop, Start};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ pub struct TrainArgs {
     pub config: ConfigArgs,
     /// safetensors file with "input" [N, E_in] and "target" [N, E_out];
     /// "synthetic" for the built-in rotation task. Default: the bundled
-    /// data/wordnet-pairs.safetensors (a resumed run: its own data).
+    /// WordNet pairs, compiled into the binary (a resumed run: its own data).
     #[arg(long)]
     pub data: Option<String>,
     /// Epochs (overrides train.epochs and clears train.planned_steps: the
@@ -40,9 +41,10 @@ pub struct TrainArgs {
     /// Start a fresh run even if OUT already holds one (its checkpoints are replaced).
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
-    /// Seed of the weights, the split, the shuffles, dropout and noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the weights, the split, the shuffles, dropout and noise
+    /// [default: 0; a resumed run keeps its own].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Held-out fraction (overrides train.val_fraction).
     #[arg(long)]
     pub val_fraction: Option<f64>,
@@ -100,12 +102,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        // First Ctrl-C: finish the step, checkpoint, exit. Second: exit now.
+        // First Ctrl-C, SIGTERM or SIGHUP: finish the step, checkpoint,
+        // exit. Second: exit now, leaving no temporary file behind (every
+        // file is replaced by a rename, so none is torn). Writes to a hung-up
+        // terminal may fail: ignored.
         let _ = ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::SeqCst) {
+                energyflow::io::remove_temp_files();
                 std::process::exit(130);
             }
-            eprintln!("\nenergyflow train: stopping after this step (Ctrl-C again to quit at once)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nenergyflow train: stopping after this step (signal again to quit at once)"
+            );
         });
     }
     let bar = if args.quiet {

@@ -2,7 +2,7 @@
 //! is the one way every command gets its config ([`ConfigSource::load`]).
 
 use super::{EnergyConfig, Preset, section_table};
-use crate::error::{Error, Result, one_line};
+use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ impl EnergyConfig {
     pub fn from_toml_str(text: &str, base: Preset, origin: &str) -> Result<(Self, BTreeSet<String>)> {
         let mut overlay: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| Error::input(format!("{origin}: {}", one_line(&e.to_string()))))?;
+            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
         let base = match overlay.remove("preset") {
             Some(toml::Value::String(s)) => Preset::parse(&s)?,
             Some(other) => return Err(Error::config("preset", other, "expected a string")),
@@ -28,7 +28,7 @@ impl EnergyConfig {
         merge(&mut merged, overlay);
         let cfg: EnergyConfig = merged
             .try_into()
-            .map_err(|e: toml::de::Error| Error::input(format!("{origin}: {}", one_line(&e.to_string()))))?;
+            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
         cfg.validate()?;
         Ok((cfg, keys))
     }
@@ -87,7 +87,7 @@ impl ConfigSource {
 }
 
 fn read_config_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    crate::io::read_text(path)
 }
 
 /// Refuses a top-level key that is not a section, saying which section a

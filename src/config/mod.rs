@@ -20,46 +20,15 @@
 //! - `noise_on_z` defaults to false: the z motion is what the carrier learns.
 
 mod load;
+mod presets;
+pub mod resources;
 mod validate;
 
 pub use load::{ConfigSource, LoadedConfig};
+pub use presets::Preset;
 
-use crate::error::{Error, Result};
 use crate::geometry::Lattice;
 use serde::{Deserialize, Serialize};
-
-/// Named starting points (MODEL.md s.6).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    #[default]
-    Debug,
-    Experiment,
-    Optimized,
-}
-
-impl Preset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Debug => "debug",
-            Preset::Experiment => "experiment",
-            Preset::Optimized => "optimized",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "debug" => Ok(Preset::Debug),
-            "experiment" => Ok(Preset::Experiment),
-            "optimized" => Ok(Preset::Optimized),
-            other => Err(Error::config(
-                "preset",
-                format!("\"{other}\""),
-                "expected one of \"debug\", \"experiment\", \"optimized\"",
-            )),
-        }
-    }
-}
 
 /// Training objective (MODEL.md s.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -69,6 +38,16 @@ pub enum LossKind {
     Embedding,
     /// MSE(surface, InputMapper(y) detached); the input mapper stays frozen.
     Surface,
+}
+
+impl LossKind {
+    /// The name as written in configs and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Embedding => "embedding",
+            LossKind::Surface => "surface",
+        }
+    }
 }
 
 /// `[model]`: everything the weights' shapes depend on (MODEL.md s.3).
@@ -119,14 +98,11 @@ impl ModelConfig {
     /// compared by value), as "model.field (a vs b)" with `a` from `self`:
     /// the architecture check.
     pub fn differences(&self, other: &ModelConfig) -> Vec<String> {
-        let (a, b) = (section_table(&self.resolved()), section_table(&other.resolved()));
-        a.iter()
-            .filter(|(k, v)| b.get(*k) != Some(v))
-            .map(|(k, v)| {
-                let theirs = b.get(k).map_or("none".to_string(), |w| w.to_string());
-                format!("model.{k} ({v} vs {theirs})")
-            })
-            .collect()
+        table_differences(
+            "model",
+            &section_table(&self.resolved()),
+            &section_table(&other.resolved()),
+        )
     }
 }
 
@@ -261,6 +237,21 @@ pub struct TrainConfig {
     /// burn's gradient checkpointing (recompute memory-bound ops in the
     /// backward pass instead of keeping their outputs). Default false.
     pub gradient_checkpointing: bool,
+    /// Save `latest/` every this many optimizer steps as well (epoch ends
+    /// always save). None (default): by time only. Not part of what a run
+    /// computes: a resumed run may change it.
+    #[serde(default)]
+    pub checkpoint_every_steps: Option<usize>,
+    /// Save `latest/` once this many seconds have passed since the last
+    /// save (checked between steps); 0 disables. Default 60, so a crash
+    /// loses about a minute of work at most (plus the step in progress).
+    /// Not part of what a run computes: a resumed run may change it.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_every_seconds: f64,
+}
+
+fn default_checkpoint_seconds() -> f64 {
+    60.0
 }
 
 impl Default for TrainConfig {
@@ -283,6 +274,8 @@ impl Default for TrainConfig {
             val_fraction: 0.1,
             samples_per_pass: None,
             gradient_checkpointing: false,
+            checkpoint_every_steps: None,
+            checkpoint_every_seconds: default_checkpoint_seconds(),
         }
     }
 }
@@ -297,102 +290,21 @@ pub struct EnergyConfig {
 }
 
 impl EnergyConfig {
-    /// The named preset (MODEL.md s.6).
-    pub fn preset(p: Preset) -> Self {
-        let model = ModelConfig {
-            lattice_width: 20,
-            lattice_height: 20,
-            input_embedding_dim: 768,
-            output_embedding_dim: 768,
-            mapper_hidden: None,
-            neuron_hidden_dim: 32,
-            neuron_output_dim: 64,
-            carrier_hidden_dim: 256,
-            carrier_layers: 2,
-        };
-        let flow = FlowConfig {
-            lattice_depth: 10,
-            max_displacement: 0.5,
-            displacement_scale: 1.0,
-            displacement_scale_min: 1.0,
-            displacement_scale_warmup: 0,
-            displacement_scale_decay: 1.0,
-            max_active_flows: 50_000,
-            propagation_steps: None,
-            projection_steps: None,
-            reflection: true,
-            movement_spawn: true,
-            spawn_movement_threshold: 0.15,
-            max_spawn_per_step: 1,
-            exploration_noise: 0.05,
-            noise_on_z: false,
-            convergence_enabled: true,
-            convergence_threshold: 0.8,
-            convergence_min_steps: 3,
-            convergence_patience: 5,
-            fused_kernels: true,
-        };
-        let train = TrainConfig::default();
-        match p {
-            // Passes of 4: 400 MB peak instead of 700 MB, same speed.
-            Preset::Debug => EnergyConfig {
-                model,
-                flow,
-                train: TrainConfig {
-                    planned_steps: Some(150),
-                    samples_per_pass: Some(4),
-                    ..train
-                },
-            },
-            Preset::Experiment => EnergyConfig {
-                model: ModelConfig {
-                    lattice_width: 28,
-                    lattice_height: 28,
-                    carrier_hidden_dim: 512,
-                    carrier_layers: 3,
-                    ..model
-                },
-                flow: FlowConfig {
-                    lattice_depth: 40,
-                    max_active_flows: 200_000,
-                    spawn_movement_threshold: 0.5,
-                    convergence_patience: 8,
-                    ..flow
-                },
-                // Back-propagating 16 samples through 20 steps of a 512x3
-                // GRU at once needs about 10 GB; two passes of 8 about 5.
-                train: TrainConfig {
-                    batch_size: 16,
-                    samples_per_pass: Some(8),
-                    ..train
-                },
-            },
-            Preset::Optimized => EnergyConfig {
-                model: ModelConfig {
-                    lattice_width: 100,
-                    lattice_height: 100,
-                    mapper_hidden: Some(2048),
-                    carrier_hidden_dim: 1024,
-                    carrier_layers: 3,
-                    ..model
-                },
-                flow: FlowConfig {
-                    lattice_depth: 50,
-                    max_active_flows: 400_000,
-                    spawn_movement_threshold: 0.1,
-                    max_spawn_per_step: 3,
-                    exploration_noise: 0.1,
-                    convergence_threshold: 0.95,
-                    convergence_min_steps: 5,
-                    convergence_patience: 12,
-                    ..flow
-                },
-                train: TrainConfig {
-                    batch_size: 32,
-                    ..train
-                },
-            },
-        }
+    /// Every field whose value differs from `other`'s (derived widths
+    /// compared by value), as "section.field (a vs b)" with `a` from `self`.
+    pub fn differences(&self, other: &EnergyConfig) -> Vec<String> {
+        let mut d = self.model.differences(&other.model);
+        d.extend(table_differences(
+            "flow",
+            &section_table(&self.flow),
+            &section_table(&other.flow),
+        ));
+        d.extend(table_differences(
+            "train",
+            &section_table(&self.train),
+            &section_table(&other.train),
+        ));
+        d
     }
 
     /// The lattice W x H x D.
@@ -403,6 +315,20 @@ impl EnergyConfig {
             self.flow.lattice_depth,
         )
     }
+}
+
+/// The fields of section `section` whose values differ between `a` and
+/// `b`, as "section.field (a vs b)"; a field one side leaves unset (None)
+/// shows as "none".
+fn table_differences(section: &str, a: &toml::Table, b: &toml::Table) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |t: &toml::Table, k: &str| t.get(k).map_or("none".to_string(), |v| v.to_string());
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{section}.{k} ({} vs {})", show(a, k), show(b, k)))
+        .collect()
 }
 
 /// A serialisable value as a TOML table (its fields by name).

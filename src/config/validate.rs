@@ -121,6 +121,16 @@ impl EnergyConfig {
         if let Some(n) = t.planned_steps {
             range_usize("train.planned_steps", n, 1, 1_000_000_000)?;
         }
+        if let Some(n) = t.checkpoint_every_steps {
+            range_usize("train.checkpoint_every_steps", n, 1, 1_000_000_000)?;
+        }
+        range_f64(
+            "train.checkpoint_every_seconds",
+            t.checkpoint_every_seconds,
+            0.0,
+            604_800.0,
+            "[0, 604800] seconds (0 disables)",
+        )?;
         if !t.val_fraction.is_finite() || t.val_fraction <= 0.0 || t.val_fraction >= 1.0 {
             return Err(Error::config(
                 "train.val_fraction",

@@ -179,6 +179,12 @@ pub struct BuildSummary {
 /// Reads the WordNet folder `dict`, keeps `count` pairs and writes them to
 /// `out` as TSV (atomically).
 pub fn build_tsv(dict: &Path, out: &Path, count: usize) -> Result<BuildSummary> {
+    let files: Vec<_> = FILES.iter().map(|(name, _)| dict.join(name)).collect();
+    let reads: Vec<_> = files
+        .iter()
+        .map(|path| crate::io::Read { label: "--dict", path })
+        .collect();
+    crate::io::check_output("--out", out, &reads)?;
     let (pairs, counts) = read_pairs(dict)?;
     let chosen = select(pairs, count)?;
     crate::io::write_atomic(out, to_tsv(&chosen).as_bytes())?;

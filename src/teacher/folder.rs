@@ -23,6 +23,9 @@ pub struct ModelFolder {
     pub normalize: bool,
 }
 
+/// The fewest tokens a text can have: [CLS], one token, [SEP].
+pub const MIN_TOKENS: usize = 3;
+
 const ST_TRANSFORMER: &str = "sentence_transformers.models.Transformer";
 const ST_POOLING: &str = "sentence_transformers.models.Pooling";
 const ST_NORMALIZE: &str = "sentence_transformers.models.Normalize";
@@ -96,9 +99,10 @@ impl ModelFolder {
         } else {
             bert.max_position_embeddings
         };
-        if max_seq_length > bert.max_position_embeddings {
+        // Below 3 the tokenizer has no room for a token between [CLS] and [SEP].
+        if !(MIN_TOKENS..=bert.max_position_embeddings).contains(&max_seq_length) {
             return Err(Error::input(format!(
-                "{}: max_seq_length {max_seq_length} exceeds max_position_embeddings {} in config.json",
+                "{}: max_seq_length {max_seq_length} must be between {MIN_TOKENS} and max_position_embeddings {} of config.json",
                 sbert_path.display(),
                 bert.max_position_embeddings
             )));
@@ -165,7 +169,7 @@ fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 fn read_file_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    crate::io::read_text(path)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -4,9 +4,13 @@
 
 use super::{Teacher, TextFormat, text};
 use crate::error::{Error, Result};
-use crate::io::{Matrix, StoreDtype, save_matrices, write_atomic};
+use crate::io::{Matrix, Read, StoreDtype, check_output, save_matrices, write_atomic};
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// Largest `--batch`: a batch's attention scores grow with batch x
+/// tokens^2, so an unbounded batch could exhaust memory on one forward.
+pub const MAX_BATCH: usize = 4096;
 
 /// What to embed, with what, into where.
 #[derive(Debug, Clone)]
@@ -44,8 +48,11 @@ pub struct EmbedSummary {
 impl EmbedJob {
     /// Runs the job; `progress(done, total)` hears about each batch.
     pub fn run(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<EmbedSummary> {
-        if self.batch == 0 {
-            return Err(Error::input("--batch must be at least 1"));
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return Err(Error::input(format!(
+                "--batch {}: must be between 1 and {MAX_BATCH}",
+                self.batch
+            )));
         }
         let sidecar = text::sidecar_path(&self.output);
         if sidecar == self.output {
@@ -54,12 +61,18 @@ impl EmbedJob {
                 self.output.display()
             )));
         }
-        if self.output == self.input || sidecar == self.input {
-            return Err(Error::input(format!(
-                "--output {} would overwrite --input",
-                self.output.display()
-            )));
-        }
+        let reads = [
+            Read {
+                label: "--input",
+                path: &self.input,
+            },
+            Read {
+                label: "--model",
+                path: &self.model,
+            },
+        ];
+        check_output("--output", &self.output, &reads)?;
+        check_output("--output's texts sidecar", &sidecar, &reads)?;
         // Cheap checks first: the folder's configs and the text file, then the weights.
         super::ModelFolder::open(&self.model)?;
         let texts = text::load_text_file(&self.input, self.format)?;

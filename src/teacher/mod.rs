@@ -63,14 +63,18 @@ impl Teacher {
     /// the model's position limit.
     pub fn load(dir: &Path, max_length: Option<usize>) -> Result<Teacher> {
         let folder = ModelFolder::open(dir)?;
-        let max_length = max_length.unwrap_or(folder.max_seq_length);
+        // The folder's own max_seq_length was checked by ModelFolder::open;
+        // only a --max-length given by the user is checked (and named) here.
         let limit = folder.bert.max_position_embeddings;
-        // Below 3 the tokenizer has no room for a token between [CLS] and [SEP].
-        if !(3..=limit).contains(&max_length) {
+        if let Some(n) = max_length
+            && !(folder::MIN_TOKENS..=limit).contains(&n)
+        {
             return Err(Error::input(format!(
-                "--max-length {max_length}: must be between 3 and {limit} (the model's max_position_embeddings)"
+                "--max-length {n}: must be between {} and {limit} (the model's max_position_embeddings)",
+                folder::MIN_TOKENS
             )));
         }
+        let max_length = max_length.unwrap_or(folder.max_seq_length);
 
         let tok_path = folder.tokenizer_path();
         let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
@@ -101,11 +105,10 @@ impl Teacher {
         let weights_path = folder.weights_path();
         let bytes = crate::io::read_file(&weights_path)?;
         let weights_err = |e: candle_core::Error| {
-            Error::input(format!(
-                "{}: cannot load BERT weights ({})",
-                weights_path.display(),
-                one_line(&e.to_string())
-            ))
+            Error::input_quoting(
+                format!("{}: cannot load BERT weights", weights_path.display()),
+                &e.to_string(),
+            )
         };
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device).map_err(weights_err)?;
         let model = BertModel::load(vb, &folder.bert).map_err(weights_err)?;

@@ -5,7 +5,8 @@
 //! File format: tensors "input" [N, E_in] and "target" [N, E_out], f32 or
 //! f16 (read through `io::read_matrix`, which refuses NaN/Inf, wrong ranks
 //! and zero rows). An optional sidecar `<name>.jsonl` holds the texts; it is
-//! not needed for training.
+//! not needed for training. The bundled WordNet pairs are compiled into
+//! the binary ([`PairData::bundled`]).
 
 use crate::config::{EnergyConfig, LossKind};
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A set of (input, target) pairs.
 #[derive(Debug, Clone)]
@@ -31,8 +32,22 @@ impl PairData {
     /// have the same number of rows.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = read_file(path)?;
-        let input = read_matrix(path, &bytes, "input")?;
-        let target = read_matrix(path, &bytes, "target")?;
+        // Absolute, so `eval` finds the file again from any folder.
+        let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::from_bytes(path, &bytes, origin.display().to_string())
+    }
+
+    /// The bundled WordNet pairs (data/README.md), compiled into the
+    /// binary: a moved or `cargo install`ed binary has them too, and no
+    /// file is looked up anywhere. Origin [`BUNDLED_ORIGIN`].
+    pub fn bundled() -> Result<Self> {
+        Self::from_bytes(Path::new(BUNDLED_ORIGIN), BUNDLED_BYTES, BUNDLED_ORIGIN.to_string())
+    }
+
+    /// The pairs in safetensors `bytes` (the contents of `path`).
+    fn from_bytes(path: &Path, bytes: &[u8], origin: String) -> Result<Self> {
+        let input = read_matrix(path, bytes, "input")?;
+        let target = read_matrix(path, bytes, "target")?;
         if input.rows != target.rows {
             return Err(Error::input(format!(
                 "{}: tensor \"input\" has {} rows but \"target\" has {}",
@@ -48,13 +63,7 @@ impl PairData {
                 input.rows
             )));
         }
-        // Absolute, so `eval` finds the file again from any folder.
-        let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        Ok(PairData {
-            input,
-            target,
-            origin: origin.display().to_string(),
-        })
+        Ok(PairData { input, target, origin })
     }
 
     /// Number of pairs.
@@ -116,9 +125,35 @@ impl PairData {
         (x, y)
     }
 
+    /// [`PairData::synthetic_rotation`] for sizes that come from outside
+    /// (a config, a checkpoint's data origin): refused beyond
+    /// [`SYNTHETIC_MAX_PAIRS`] pairs, [`SYNTHETIC_MAX_DIM`] wide, or
+    /// [`SYNTHETIC_MAX_VALUES`] values, instead of allocating (and
+    /// orthonormalising a dim x dim rotation) without bound.
+    pub fn synthetic(n: usize, dim: usize, seed: u64) -> Result<Self> {
+        let what = format!("synthetic rotation task of {n} pairs of width {dim}");
+        if !(2..=SYNTHETIC_MAX_PAIRS).contains(&n) {
+            return Err(Error::input(format!(
+                "{what}: the pair count must be 2..={SYNTHETIC_MAX_PAIRS}"
+            )));
+        }
+        if !(1..=SYNTHETIC_MAX_DIM).contains(&dim) {
+            return Err(Error::input(format!(
+                "{what}: the width (model.input_embedding_dim) must be 1..={SYNTHETIC_MAX_DIM}"
+            )));
+        }
+        if n * dim > SYNTHETIC_MAX_VALUES {
+            return Err(Error::input(format!(
+                "{what}: more than {SYNTHETIC_MAX_VALUES} values per tensor"
+            )));
+        }
+        Ok(Self::synthetic_rotation(n, dim, seed))
+    }
+
     /// The synthetic task: inputs are random unit vectors of width `dim`,
     /// targets the same vectors turned by one fixed random rotation. A
     /// linear map solves it exactly, so it shows whether the model learns.
+    /// Sizes are not checked (tests, benches): see [`PairData::synthetic`].
     pub fn synthetic_rotation(n: usize, dim: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let rotation: Vec<f64> = random_orthonormal(dim, dim, &mut rng).into_iter().flatten().collect();
@@ -150,23 +185,34 @@ impl PairData {
     }
 }
 
-/// The bundled dataset (data/README.md), looked up in the source tree the
-/// binary was built from, so `cargo run -- train` finds it from any folder.
-pub fn bundled_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join("wordnet-pairs.safetensors")
-}
+/// data/wordnet-pairs.safetensors (6 MB), part of the binary.
+const BUNDLED_BYTES: &[u8] = include_bytes!("../../data/wordnet-pairs.safetensors");
+/// The data origin a run on the bundled pairs records.
+pub const BUNDLED_ORIGIN: &str = "bundled:wordnet-pairs";
 
 /// Pairs and dimension of the synthetic task used when no data is given.
 pub const SYNTHETIC_PAIRS: usize = 2000;
 /// Seed of the synthetic task: fixed, so runs with other seeds see the same task.
 pub const SYNTHETIC_SEED: u64 = 0x5EED;
+/// Bounds of a synthetic task built from outside sizes ([`PairData::synthetic`]).
+pub const SYNTHETIC_MAX_PAIRS: usize = 1_000_000;
+pub const SYNTHETIC_MAX_DIM: usize = 2048;
+pub const SYNTHETIC_MAX_VALUES: usize = 1 << 26;
 
 impl PairData {
-    /// Re-opens the data a run recorded as its origin: a file path, or the
-    /// "synthetic:rotation(n=..,dim=..,seed=..)" description.
+    /// Re-opens the data a run recorded as its origin: the bundled pairs
+    /// ([`BUNDLED_ORIGIN`]), the "synthetic:rotation(n=..,dim=..,seed=..)"
+    /// description, or a file path (runs on the bundled pairs by builds
+    /// before the data was compiled in recorded its path too).
     pub fn from_origin(origin: &str) -> Result<Self> {
+        if origin == BUNDLED_ORIGIN {
+            return Self::bundled();
+        }
+        if origin.starts_with("bundled:") {
+            return Err(Error::input(format!(
+                "data origin \"{origin}\": this build bundles only \"{BUNDLED_ORIGIN}\""
+            )));
+        }
         if let Some(args) = origin
             .strip_prefix("synthetic:rotation(")
             .and_then(|s| s.strip_suffix(')'))
@@ -183,7 +229,9 @@ impl PairData {
                 }
             }
             return match (n, dim, seed) {
-                (Some(n), Some(dim), Some(seed)) => Ok(Self::synthetic_rotation(n, dim, seed)),
+                (Some(n), Some(dim), Some(seed)) => {
+                    Self::synthetic(n, dim, seed).map_err(|e| Error::input(format!("data origin \"{origin}\": {e}")))
+                }
                 _ => Err(Error::input(format!(
                     "data origin \"{origin}\" is not a synthetic task description"
                 ))),

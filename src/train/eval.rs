@@ -15,7 +15,7 @@
 //! time than these forty lines.
 
 use super::data::PairData;
-use super::data::{Split, bundled_path};
+use super::data::Split;
 use super::loss;
 use crate::checkpoint;
 use crate::config::EnergyConfig;
@@ -254,14 +254,33 @@ pub fn report(
 /// baselines on the same rows.
 pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[usize]) -> Result<EvalReport> {
     let ridge = Ridge::fit(data, train)?;
-    Ok(EvalReport {
+    let report = EvalReport {
         n: m.n,
         loss: m.loss,
         mse: m.mse,
         cosine: m.cosine,
         identity_cosine: identity_cosine(data, val),
         linear_cosine: mean_cosine(&ridge.predict(data, val), data, val),
-    })
+    };
+    // JSON has no NaN: a report would print null. Say why instead.
+    let figures = [
+        ("loss", report.loss),
+        ("mse", report.mse),
+        ("cosine", report.cosine),
+        ("linear_cosine", report.linear_cosine),
+        ("identity_cosine", report.identity_cosine.unwrap_or(0.0)),
+    ];
+    if let Some((name, v)) = figures.iter().find(|(_, v)| !v.is_finite()) {
+        let largest = val
+            .iter()
+            .flat_map(|&i| data.input.row(i).iter().chain(data.target.row(i)))
+            .fold(0.0f32, |a, v| a.max(v.abs()));
+        return Err(Error::input(format!(
+            "{}: the held-out {name} is {v}: the model's outputs or the errors overflow on this data (largest |value| in the held-out pairs: {largest:e}) or the weights are broken",
+            data.origin
+        )));
+    }
+    Ok(report)
 }
 
 /// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
@@ -277,7 +296,7 @@ pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) ->
             &loaded
         }
         (None, None) => {
-            loaded = PairData::load(&bundled_path())?;
+            loaded = PairData::bundled()?;
             &loaded
         }
     };
@@ -314,6 +333,23 @@ mod tests {
         for (got, want) in x.iter().zip([1.0, 2.0, 3.0, 4.0]) {
             assert!((got - want).abs() < 1e-12, "{x:?}");
         }
+    }
+
+    #[test]
+    fn a_non_finite_figure_is_refused_not_printed_as_null() {
+        let mut data = PairData::synthetic_rotation(20, 4, 1);
+        data.input.data[0] = 3e38;
+        let (train, val): (Vec<usize>, Vec<usize>) = ((2..20).collect(), vec![0, 1]);
+        let m = ModelMetrics {
+            n: 2,
+            loss: f64::NAN,
+            mse: 1.0,
+            cosine: 0.5,
+        };
+        let e = with_baselines(m, &data, &train, &val).unwrap_err().to_string();
+        assert!(e.contains("held-out loss is NaN") && e.contains("3e38"), "{e}");
+        let fine = ModelMetrics { loss: 0.5, ..m };
+        assert!(with_baselines(fine, &PairData::synthetic_rotation(20, 4, 1), &train, &val).is_ok());
     }
 
     #[test]

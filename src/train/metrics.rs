@@ -36,37 +36,50 @@ pub struct StepRecord {
     pub step: usize,
     /// 0-based epoch the step's batches came from.
     pub epoch: usize,
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mse: f64,
     /// Mean output/target cosine of the step's training samples.
+    #[serde(deserialize_with = "null_as_nan")]
     pub cosine: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub lr: f64,
     /// Global gradient norm before clipping.
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f64,
     /// True when the step was skipped (non-finite loss or gradient norm).
     pub skipped: bool,
     /// Skipped steps so far in the run.
     pub skipped_total: usize,
     pub samples: usize,
+    #[serde(deserialize_with = "null_as_nan")]
     pub samples_per_s: f64,
     /// The whole optimizer step.
+    #[serde(deserialize_with = "null_as_nan")]
     pub step_ms: f64,
     /// The passes' forwards and losses, with the batch upload and the
     /// losses' read-back.
+    #[serde(deserialize_with = "null_as_nan")]
     pub forward_ms: f64,
     /// The passes' backward and gradient accumulation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub backward_ms: f64,
     /// Global clipping and the AdamW update.
+    #[serde(deserialize_with = "null_as_nan")]
     pub optimizer_ms: f64,
     /// From the end of the propagation loop until the surface is ready:
     /// final projection, concatenation, collection (summed over passes).
+    #[serde(deserialize_with = "null_as_nan")]
     pub end_of_batch_ms: f64,
     /// The collection alone (grouping + segment softmax), part of end_of_batch.
+    #[serde(deserialize_with = "null_as_nan")]
     pub collect_ms: f64,
     /// The flow counters of the step's passes together.
     #[serde(flatten)]
     pub flows: FlowStats,
     /// Peak resident memory of the process so far.
+    #[serde(deserialize_with = "null_as_nan")]
     pub peak_rss_mb: f64,
 }
 
@@ -81,13 +94,24 @@ pub struct ValidationRecord {
     /// False when the run stopped inside the epoch (max steps, Ctrl-C).
     pub complete: bool,
     /// Mean training loss of the epoch's steps (not skipped) so far.
+    #[serde(deserialize_with = "null_as_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_mse: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_cosine: f64,
     pub val_n: usize,
     /// True when this validation set a new best held-out loss.
     pub best: bool,
+}
+
+/// JSON has no NaN: serde_json writes a NaN (a skipped step's loss, the
+/// training loss of an epoch without a finished step) as null. Read back,
+/// null is NaN again, so every line the log writes is a record it reads.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Peak resident set size of this process in MB (Linux VmHWM; 0 elsewhere).
@@ -171,7 +195,7 @@ impl MetricsLog {
 /// Reads the records of a `metrics.jsonl` file; a line that is not a record
 /// is refused naming the file and the line number.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::io::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -238,6 +262,19 @@ mod tests {
         drop(log);
         MetricsLog::open(&path, Some(3)).unwrap();
         assert_eq!(read_records(&path).unwrap(), vec![step]);
+        // A NaN is written as null and read back as NaN.
+        let nan = Record::Validation(ValidationRecord {
+            step: 5,
+            train_loss: f64::NAN,
+            ..ValidationRecord::default()
+        });
+        let mut log = MetricsLog::open(&path, None).unwrap();
+        log.write(&nan).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"train_loss\":null"));
+        match &read_records(&path).unwrap()[..] {
+            [Record::Validation(v)] => assert!(v.train_loss.is_nan() && v.step == 5),
+            other => panic!("{other:?}"),
+        }
         std::fs::write(&path, "{\"kind\":\"nothing\"}\n").unwrap();
         let e = read_records(&path).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");

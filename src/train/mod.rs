@@ -1,4 +1,5 @@
 //! Training end to end (MODEL.md s.5): a run folder and its loop (`run`),
+//! how a run starts in it (`open`) and its lock (`lock`),
 //! one optimizer step (`trainer`), data and the held-out split (`data`),
 //! objectives (`loss`), the learning-rate schedule (`schedule`), global
 //! gradient-norm clipping (`grads`), per-step metrics (`metrics`), and
@@ -7,12 +8,15 @@
 pub mod data;
 pub mod eval;
 pub mod grads;
+pub mod lock;
 pub mod loss;
 pub mod metrics;
+pub mod open;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
 
 pub use data::{PairData, Split};
-pub use run::{DataChoice, Event, Run, RunRequest, RunStop, RunSummary, Start};
+pub use open::{DataChoice, RunRequest, Start};
+pub use run::{Event, Run, RunStop, RunSummary};
 pub use trainer::Trainer;

@@ -1,78 +1,36 @@
-//! A training run: the run folder (`metrics.jsonl`, `latest/`, `best/`),
-//! how a run starts (fresh, resumed or over an old one), its data, the
-//! loop of optimizer steps with held-out validation and checkpoints, and
-//! the closing evaluation. Everything `energyflow train` decides lives
-//! here; the command only parses its flags, calls [`Run::open`],
-//! [`Run::train`] and [`Run::final_report`], and prints.
+//! A training run in its folder (`metrics.jsonl`, `latest/`, `best/`,
+//! `run.lock`): the loop of optimizer steps with held-out validation and
+//! checkpoints, and the closing evaluation. How a run starts (fresh,
+//! resumed, over an old one) is `open.rs`. Everything `energyflow train`
+//! decides lives in these two files; the command only parses its flags,
+//! calls [`Run::open`], [`Run::train`] and [`Run::final_report`], and prints.
 //!
 //! The loop, top to bottom: until the planned steps are done, the step
 //! limit is reached or the stop flag is raised (checked between steps, so
 //! the current step always finishes), take one optimizer step and log it;
-//! at each epoch's end validate, log, checkpoint `latest/` and, when the
-//! held-out loss improved, `best/`. A run that stops inside an epoch
-//! validates and checkpoints once more.
+//! at each epoch's end validate, log, checkpoint `best/` when the held-out
+//! loss improved and then `latest/`; inside an epoch, checkpoint `latest/`
+//! every `train.checkpoint_every_steps` steps or `checkpoint_every_seconds`
+//! seconds. A run that stops inside an epoch checkpoints `latest/` at once
+//! (so a second signal loses nothing), then validates and checkpoints once
+//! more.
+//!
+//! Crash consistency: `best/` is written before `latest/`, so what
+//! `latest/` says about the best model is never ahead of `best/`; a resumed
+//! run takes `best/` as the truth (`open.rs`). Each checkpoint is committed
+//! atomically (`checkpoint`), and `metrics.jsonl` is cut back to the
+//! resumed step.
 
-use super::data::{PairData, SYNTHETIC_PAIRS, SYNTHETIC_SEED, bundled_path};
+use super::data::PairData;
 use super::eval::{self, EvalReport, ModelMetrics};
+use super::lock::RunLock;
 use super::metrics::{MetricsLog, Record, ValidationRecord};
 use super::trainer::Trainer;
-use crate::checkpoint;
-use crate::config::{ConfigSource, EnergyConfig, LossKind};
 use crate::error::{Error, Result};
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Which data a run trains on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataChoice {
-    /// The bundled WordNet pairs (data/README.md); the synthetic task when
-    /// the bundled file is missing.
-    Bundled,
-    /// The built-in synthetic rotation task.
-    Synthetic,
-    /// A safetensors file with "input" and "target".
-    File(PathBuf),
-}
-
-impl DataChoice {
-    /// `--data` as users write it: "synthetic" or a path.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "synthetic" => DataChoice::Synthetic,
-            path => DataChoice::File(PathBuf::from(path)),
-        }
-    }
-}
-
-/// How a run starts in its folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// A new run; the folder must not hold one.
-    Fresh,
-    /// Continue the run in the folder's `latest/`.
-    Resume,
-    /// A new run replacing the folder's old one.
-    Overwrite,
-}
-
-/// What a user asks of `train`.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub config: ConfigSource,
-    /// None: the bundled data for a new run, the run's own for a resumed one.
-    pub data: Option<DataChoice>,
-    /// Plan by epochs (clears `train.planned_steps`).
-    pub epochs: Option<usize>,
-    /// Overrides `train.val_fraction`.
-    pub val_fraction: Option<f64>,
-    /// Overrides `train.loss`.
-    pub loss: Option<LossKind>,
-    pub seed: u64,
-    /// The run folder.
-    pub out: PathBuf,
-    pub start: Start,
-}
+use std::time::Instant;
 
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -105,104 +63,36 @@ pub struct RunSummary {
     pub best_val_loss: Option<f64>,
 }
 
-/// A run folder with its trainer and data.
+/// A run folder with its trainer and data, holding the folder's lock.
 pub struct Run {
     pub trainer: Trainer,
     pub data: PairData,
     pub out: PathBuf,
-    /// Things the user should hear about how the run was set up (data
-    /// fallback, resume position), one line each.
+    /// Things the user should hear about how the run was set up (resume
+    /// position, re-planning, what a crash left behind), one line each.
     pub notes: Vec<String>,
+    /// Held for the run's life: no other process writes the folder.
+    _lock: RunLock,
 }
 
 impl Run {
-    /// A run of `trainer` on `data` writing into the folder `out`.
-    pub fn new(trainer: Trainer, data: PairData, out: &Path) -> Self {
+    /// A run of `trainer` on `data` writing into the folder `out`, whose
+    /// lock it takes (refused while another process holds it). Unlike
+    /// [`Run::open`] it does not check what the folder holds.
+    pub fn new(trainer: Trainer, data: PairData, out: &Path) -> Result<Self> {
+        let (lock, _) = RunLock::acquire(out)?;
+        Ok(Self::locked(trainer, data, out, lock, Vec::new()))
+    }
+
+    pub(super) fn locked(trainer: Trainer, data: PairData, out: &Path, mut lock: RunLock, notes: Vec<String>) -> Self {
+        lock.confirm();
         Run {
             trainer,
             data,
             out: out.to_path_buf(),
-            notes: Vec::new(),
-        }
-    }
-
-    /// Sets up the run `req` asks for: a fresh run (refused when the
-    /// folder already holds one), a resumed one, or one replacing the old
-    /// run (whose checkpoints are removed once the new run is set up).
-    pub fn open(req: &RunRequest, dev: &Device) -> Result<Self> {
-        match req.start {
-            Start::Resume => Self::resume(req, dev),
-            Start::Fresh | Start::Overwrite => Self::fresh(req, dev),
-        }
-    }
-
-    fn fresh(req: &RunRequest, dev: &Device) -> Result<Self> {
-        if req.out.join("latest").join(checkpoint::META_FILE).is_file() && req.start == Start::Fresh {
-            return Err(Error::input(format!(
-                "{} already holds a run; pass --resume to continue it, --overwrite to start over, or another --out",
-                req.out.display()
-            )));
-        }
-        let mut notes = Vec::new();
-        let data = load_data(req, req.data.as_ref().unwrap_or(&DataChoice::Bundled), &mut notes)?;
-        let trainer = Trainer::new(requested_config(req, &data)?, &data, req.seed, dev)?;
-        if req.start == Start::Overwrite {
-            // The old run's checkpoints must not pass for the new run's.
-            for sub in ["latest", "best"] {
-                let dir = req.out.join(sub);
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                }
-            }
-        }
-        Ok(Run {
-            trainer,
-            data,
-            out: req.out.clone(),
             notes,
-        })
-    }
-
-    /// The run in OUT/latest, on the data it recorded unless the request
-    /// names other data. A requested preset or config file must describe
-    /// the same architecture.
-    fn resume(req: &RunRequest, dev: &Device) -> Result<Self> {
-        let latest = req.out.join("latest");
-        let ckpt = checkpoint::resolve(&latest)
-            .map_err(|_| Error::input(format!("--resume: {} holds no checkpoint to resume", latest.display())))?;
-        let meta = checkpoint::read_meta(&ckpt)?;
-        let mut notes = Vec::new();
-        let data = match (&req.data, &meta.data) {
-            (None, Some(info)) => PairData::from_origin(&info.origin)?,
-            (choice, _) => load_data(req, choice.as_ref().unwrap_or(&DataChoice::Bundled), &mut notes)?,
-        };
-        if !req.config.is_default() {
-            let wanted = requested_config(req, &data)?;
-            let diff = meta.config.model.differences(&wanted.model);
-            if !diff.is_empty() {
-                return Err(Error::input(format!(
-                    "{}: the checkpoint's model differs from the requested config (checkpoint vs requested): {}",
-                    ckpt.display(),
-                    diff.join(", ")
-                )));
-            }
+            _lock: lock,
         }
-        let mut trainer = Trainer::resume(&ckpt, &data, dev)?;
-        if let Some(e) = req.epochs {
-            trainer.extend_epochs(e)?;
-        }
-        notes.push(format!(
-            "resuming {} at step {} (epoch {})",
-            req.out.display(),
-            trainer.state.step,
-            trainer.state.epoch
-        ));
-        Ok(Run {
-            trainer,
-            data,
-            out: req.out.clone(),
-            notes,
-        })
     }
 
     /// Optimizer steps this run will take at most with step limit `limit`.
@@ -213,8 +103,8 @@ impl Run {
     /// Trains until the planned steps are done, `limit` optimizer steps
     /// have been taken in total, or `stop` is raised (checked between
     /// steps: the current step always finishes). Validates and checkpoints
-    /// at every epoch end and once more at the end; appends to
-    /// `metrics.jsonl`.
+    /// at every epoch end and once more at the end, checkpoints `latest/`
+    /// periodically in between; appends to `metrics.jsonl`.
     pub fn train(
         &mut self,
         limit: Option<usize>,
@@ -228,6 +118,7 @@ impl Run {
         let limit = self.planned(limit);
         let mut last_val = None;
         let mut validated_at = None;
+        let mut saved = (self.trainer.state.step, Instant::now());
         let stop_reason = loop {
             let t = &mut self.trainer;
             if t.state.step >= t.schedule.total {
@@ -242,12 +133,23 @@ impl Run {
             let rec = Record::Step(t.train_step(&self.data)?);
             log.write(&rec)?;
             on_event(Event::Logged(&rec));
+            let step = self.trainer.state.step;
             if self.trainer.epoch_done() {
                 last_val = Some(self.validate_and_save(true, &mut log, on_event)?);
-                validated_at = Some(self.trainer.state.step);
+                validated_at = Some(step);
+                saved = (step, Instant::now());
+            } else if step < limit.min(self.trainer.schedule.total) && self.checkpoint_due(saved, step) {
+                self.save_latest(on_event)?;
+                saved = (step, Instant::now());
             }
         };
-        if validated_at != Some(self.trainer.state.step) {
+        let step = self.trainer.state.step;
+        if validated_at != Some(step) {
+            if stop_reason == RunStop::Interrupted && saved.0 != step {
+                // First the work, then the (slower) validation: a second
+                // signal during the validation then loses nothing.
+                self.save_latest(on_event)?;
+            }
             last_val = Some(self.validate_and_save(false, &mut log, on_event)?);
         }
         let s = &self.trainer.state;
@@ -260,9 +162,30 @@ impl Run {
         })
     }
 
-    /// Validates, records the result and saves `latest` (and `best` when
-    /// the held-out loss improved). `complete`: the epoch's batches are all
-    /// used, so the next epoch starts.
+    /// Whether a periodic checkpoint is due at `step`, the last one having
+    /// been written at `saved` (step, time).
+    fn checkpoint_due(&self, saved: (usize, Instant), step: usize) -> bool {
+        let t = &self.trainer.cfg.train;
+        let by_steps = t.checkpoint_every_steps.is_some_and(|n| step - saved.0 >= n);
+        let secs = t.checkpoint_every_seconds;
+        let by_time = secs > 0.0 && saved.1.elapsed().as_secs_f64() >= secs;
+        step > saved.0 && (by_steps || by_time)
+    }
+
+    /// Checkpoints the current state into `latest/`.
+    fn save_latest(&self, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+        let latest = self.out.join("latest");
+        self.trainer.save(&latest)?;
+        on_event(Event::Saved {
+            dir: &latest,
+            best: false,
+        });
+        Ok(())
+    }
+
+    /// Validates, records the result and saves `best` (when the held-out
+    /// loss improved) and then `latest`. `complete`: the epoch's batches
+    /// are all used, so the next epoch starts.
     fn validate_and_save(
         &mut self,
         complete: bool,
@@ -296,17 +219,14 @@ impl Run {
         if complete {
             t.next_epoch();
         }
-        let latest = self.out.join("latest");
-        t.save(&latest)?;
-        on_event(Event::Saved {
-            dir: &latest,
-            best: false,
-        });
         if best {
+            // best/ first: latest/ then never names a best model that best/
+            // does not hold, whenever the process dies.
             let dir = self.out.join("best");
             t.save(&dir)?;
             on_event(Event::Saved { dir: &dir, best: true });
         }
+        self.save_latest(on_event)?;
         Ok(m)
     }
 
@@ -320,58 +240,6 @@ impl Run {
                 eval::with_baselines(m, &self.data, &t.split.train, &t.split.val)
             }
             _ => Ok(eval::evaluate_checkpoint(&self.out, Some(&self.data), dev)?.0),
-        }
-    }
-}
-
-/// The config a request asks for (preset, file, flag overrides), with the
-/// embedding widths taken from the data unless the file sets them (a
-/// mismatch is then refused by the trainer).
-fn requested_config(req: &RunRequest, data: &PairData) -> Result<EnergyConfig> {
-    let loaded = req.config.load()?;
-    let mut cfg = loaded.config.clone();
-    if let Some(e) = req.epochs {
-        // Asking for epochs means planning by epochs: no step budget.
-        cfg.train.epochs = e;
-        cfg.train.planned_steps = None;
-    }
-    if let Some(v) = req.val_fraction {
-        cfg.train.val_fraction = v;
-    }
-    if let Some(l) = req.loss {
-        cfg.train.loss = l;
-    }
-    if !loaded.file_sets("model.input_embedding_dim") {
-        cfg.model.input_embedding_dim = data.input.cols;
-    }
-    if !loaded.file_sets("model.output_embedding_dim") {
-        cfg.model.output_embedding_dim = data.target.cols;
-    }
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-/// The data `choice` names; the bundled set falls back to the synthetic
-/// task when its file is missing (and says so in `notes`).
-fn load_data(req: &RunRequest, choice: &DataChoice, notes: &mut Vec<String>) -> Result<PairData> {
-    let synthetic = || -> Result<PairData> {
-        let dim = req.config.load()?.config.model.input_embedding_dim;
-        Ok(PairData::synthetic_rotation(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED))
-    };
-    match choice {
-        DataChoice::Synthetic => synthetic(),
-        DataChoice::File(path) => PairData::load(path),
-        DataChoice::Bundled => {
-            let bundled = bundled_path();
-            if bundled.is_file() {
-                PairData::load(&bundled)
-            } else {
-                notes.push(format!(
-                    "bundled data {} not found; training on the synthetic rotation task",
-                    bundled.display()
-                ));
-                synthetic()
-            }
         }
     }
 }

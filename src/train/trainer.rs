@@ -24,6 +24,7 @@ use super::loss;
 use super::metrics::{StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
+use crate::config::resources::{self, Purpose};
 use crate::config::{EnergyConfig, LossKind};
 use crate::device;
 use crate::error::{Error, Result};
@@ -97,6 +98,7 @@ impl Trainer {
     pub fn new(cfg: EnergyConfig, data: &PairData, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
         data.check_fits(&cfg)?;
+        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
         let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
         let schedule = schedule_for(&cfg, split.train.len());
         let device = autodiff(device, &cfg);
@@ -143,6 +145,7 @@ impl Trainer {
         };
         let cfg = meta.config.clone();
         data.check_fits(&cfg)?;
+        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
         if info.n != data.len() {
             return Err(Error::input(format!(
                 "{}: {} pairs, but the checkpoint was trained on {} pairs of {}; resume on the same data",
@@ -153,9 +156,18 @@ impl Trainer {
             )));
         }
         let split = Split::new(data.len(), info.val_fraction, info.seed)?;
+        let per_epoch = split.train.len().div_ceil(cfg.train.batch_size);
+        if state.batch_in_epoch > per_epoch {
+            return Err(Error::input(format!(
+                "{}: field `train.batch_in_epoch` = {} is past the {per_epoch} batches of an epoch",
+                ckpt.join(checkpoint::META_FILE).display(),
+                state.batch_in_epoch
+            )));
+        }
         let device = autodiff(device, &cfg);
         let model = prepare(checkpoint::model_from(ckpt, &meta, &device)?, &cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
+        checkpoint::check_optimizer(&model, &bytes, &ckpt.join(&opt_name), state.step - state.skipped)?;
         let optim = optimizer(&cfg)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| {
@@ -182,18 +194,26 @@ impl Trainer {
     /// Re-plans a resumed run for `epochs` epochs in total (and no step
     /// budget): the schedule's horizon moves, so steps from here on see a
     /// different rate than the original plan would have given them.
-    pub fn extend_epochs(&mut self, epochs: usize) -> Result<()> {
+    /// Returns a note saying so when the plan changed.
+    pub fn extend_epochs(&mut self, epochs: usize) -> Result<Option<String>> {
         if epochs == self.cfg.train.epochs && self.cfg.train.planned_steps.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let mut cfg = self.cfg.clone();
         cfg.train.epochs = epochs;
         cfg.train.planned_steps = None;
         cfg.validate()?;
+        let before = self.schedule.total;
         self.schedule = schedule_for(&cfg, self.split.train.len());
         self.state.total_steps = self.schedule.total;
         self.cfg = cfg;
-        Ok(())
+        Ok((before != self.schedule.total).then(|| {
+            format!(
+                "--epochs {epochs}: the run now plans {} steps instead of {before}; the learning rate from step {} on follows the new plan",
+                self.schedule.total,
+                self.state.step + 1
+            )
+        }))
     }
 
     /// The model being trained (on the autodiff device).
