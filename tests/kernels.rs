@@ -11,42 +11,66 @@ fn values(n: usize, seed: f32) -> Vec<f32> {
     (0..n).map(|i| (i as f32 * 0.618 + seed).sin() * 2.5).collect()
 }
 
-/// (gx, gh, h) of `rows` x `hd`, on `dev`.
-fn inputs(rows: usize, hd: usize, dev: &Device) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
-    (
-        device::matrix(values(rows * 3 * hd, 0.1), rows, 3 * hd, dev),
-        device::matrix(values(rows * 3 * hd, 1.7), rows, 3 * hd, dev),
-        device::matrix(values(rows * hd, 2.9).iter().map(|v| v * 0.4).collect(), rows, hd, dev),
-    )
+/// The inputs of one GRU step, `rows` x `hd`, on `dev`.
+struct Inputs {
+    gx: Tensor<2>,
+    gh: Tensor<2>,
+    h: Tensor<2>,
+    bi: Tensor<1>,
+    bh: Tensor<1>,
 }
 
-fn max_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
+fn inputs(rows: usize, hd: usize, dev: &Device) -> Inputs {
+    Inputs {
+        gx: device::matrix(values(rows * 3 * hd, 0.1), rows, 3 * hd, dev),
+        gh: device::matrix(values(rows * 3 * hd, 1.7), rows, 3 * hd, dev),
+        h: device::matrix(values(rows * hd, 2.9).iter().map(|v| v * 0.4).collect(), rows, hd, dev),
+        bi: device::vector(values(3 * hd, 3.3).iter().map(|v| v * 0.2).collect(), dev),
+        bh: device::vector(values(3 * hd, 0.7).iter().map(|v| v * 0.2).collect(), dev),
+    }
+}
+
+fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     let (a, b) = (device::to_vec(a).unwrap(), device::to_vec(b).unwrap());
     assert_eq!(a.len(), b.len());
     a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-type Cell = fn(Tensor<2>, Tensor<2>, Tensor<2>) -> Tensor<2>;
+fn fused(x: Inputs) -> Tensor<2> {
+    gru_cell(x.gx, x.gh, x.h, x.bi, x.bh)
+}
 
-/// Gradients of sum(h' * w) into (gx, gh, h) for one cell implementation.
-fn grads(cell: Cell, rows: usize, hd: usize, dev: &Device) -> [Tensor<2>; 3] {
-    let (gx, gh, h) = inputs(rows, hd, dev);
-    let (gx, gh, h) = (gx.require_grad(), gh.require_grad(), h.require_grad());
+/// The composed reference, with the biases added the ordinary way.
+fn composed(x: Inputs) -> Tensor<2> {
+    gru_cell_composed(x.gx + x.bi.unsqueeze(), x.gh + x.bh.unsqueeze(), x.h)
+}
+
+type Cell = fn(Inputs) -> Tensor<2>;
+
+/// Gradients of sum(h' * w) into (gx, gh, h) and the two biases.
+fn grads(cell: Cell, rows: usize, hd: usize, dev: &Device) -> ([Tensor<2>; 3], [Tensor<1>; 2]) {
+    let x = inputs(rows, hd, dev);
+    let x = Inputs {
+        gx: x.gx.require_grad(),
+        gh: x.gh.require_grad(),
+        h: x.h.require_grad(),
+        bi: x.bi.require_grad(),
+        bh: x.bh.require_grad(),
+    };
+    let (gx, gh, h, bi, bh) = (x.gx.clone(), x.gh.clone(), x.h.clone(), x.bi.clone(), x.bh.clone());
     let w = device::matrix(values(rows * hd, 4.2), rows, hd, dev);
-    let loss = (cell(gx.clone(), gh.clone(), h.clone()) * w).sum();
-    let g = loss.backward();
-    [gx.grad(&g).unwrap(), gh.grad(&g).unwrap(), h.grad(&g).unwrap()]
+    let g = (cell(x) * w).sum().backward();
+    (
+        [gx.grad(&g).unwrap(), gh.grad(&g).unwrap(), h.grad(&g).unwrap()],
+        [bi.grad(&g).unwrap(), bh.grad(&g).unwrap()],
+    )
 }
 
 #[test]
 fn fused_forward_equals_composed_within_1e5() {
     let dev = Device::flex();
     for (rows, hd) in [(1, 1), (1, 7), (5, 3), (33, 17), (300, 130)] {
-        let (gx, gh, h) = inputs(rows, hd, &dev);
-        let d = max_diff(
-            gru_cell(gx.clone(), gh.clone(), h.clone()),
-            gru_cell_composed(gx, gh, h),
-        );
+        let d = max_diff(fused(inputs(rows, hd, &dev)), composed(inputs(rows, hd, &dev)));
         assert!(d <= 1e-5, "rows {rows}, hd {hd}: {d}");
     }
 }
@@ -56,11 +80,17 @@ fn fused_gradients_equal_composed_within_1e4_on_every_autodiff_device() {
     let plain = Device::flex();
     for dev in [plain.clone().autodiff(), plain.autodiff().gradient_checkpointing()] {
         for (rows, hd) in [(1, 1), (1, 5), (7, 3), (300, 130)] {
-            let fused = grads(gru_cell, rows, hd, &dev);
-            let composed = grads(gru_cell_composed, rows, hd, &dev);
-            for (k, (a, b)) in fused.into_iter().zip(composed).enumerate() {
+            let (fm, fb) = grads(fused, rows, hd, &dev);
+            let (cm, cb) = grads(composed, rows, hd, &dev);
+            for (k, (a, b)) in fm.into_iter().zip(cm).enumerate() {
                 let d = max_diff(a.inner(), b.inner());
                 assert!(d <= 1e-4, "input {k}, rows {rows}, hd {hd}: {d}");
+            }
+            // Bias gradients sum over the rows: compare relatively.
+            for (k, (a, b)) in fb.into_iter().zip(cb).enumerate() {
+                let scale = device::to_vec(b.clone().inner().abs().max()).unwrap()[0].max(1.0);
+                let d = max_diff(a.inner(), b.inner());
+                assert!(d <= 1e-4 * scale, "bias {k}, rows {rows}, hd {hd}: {d}");
             }
         }
     }
@@ -70,17 +100,31 @@ fn fused_gradients_equal_composed_within_1e4_on_every_autodiff_device() {
 fn fused_gradients_match_finite_differences() {
     let dev = Device::flex().autodiff();
     let (rows, hd) = (3, 4);
-    let analytic = grads(gru_cell, rows, hd, &dev);
+    let (matrices, biases) = grads(fused, rows, hd, &dev);
+    let analytic: Vec<Vec<f32>> = matrices
+        .into_iter()
+        .map(|g| device::to_vec(g.inner()).unwrap())
+        .chain(biases.into_iter().map(|g| device::to_vec(g.inner()).unwrap()))
+        .collect();
     let plain = Device::flex();
     let w = values(rows * hd, 4.2);
+    let x = inputs(rows, hd, &plain);
+    let base: Vec<Vec<f32>> = vec![
+        device::to_vec(x.gx).unwrap(),
+        device::to_vec(x.gh).unwrap(),
+        device::to_vec(x.h).unwrap(),
+        device::to_vec(x.bi).unwrap(),
+        device::to_vec(x.bh).unwrap(),
+    ];
     // Loss in f64 from f32 host inputs, through the fused forward.
-    let loss = |x: [Vec<f32>; 3]| -> f64 {
-        let [gx, gh, h] = x;
-        let out = gru_cell(
-            device::matrix(gx, rows, 3 * hd, &plain),
-            device::matrix(gh, rows, 3 * hd, &plain),
-            device::matrix(h, rows, hd, &plain),
-        );
+    let loss = |v: &[Vec<f32>]| -> f64 {
+        let out = fused(Inputs {
+            gx: device::matrix(v[0].clone(), rows, 3 * hd, &plain),
+            gh: device::matrix(v[1].clone(), rows, 3 * hd, &plain),
+            h: device::matrix(v[2].clone(), rows, hd, &plain),
+            bi: device::vector(v[3].clone(), &plain),
+            bh: device::vector(v[4].clone(), &plain),
+        });
         device::to_vec(out)
             .unwrap()
             .iter()
@@ -88,20 +132,13 @@ fn fused_gradients_match_finite_differences() {
             .map(|(a, b)| *a as f64 * *b as f64)
             .sum()
     };
-    let (gx, gh, h) = inputs(rows, hd, &plain);
-    let base = [
-        device::to_vec(gx).unwrap(),
-        device::to_vec(gh).unwrap(),
-        device::to_vec(h).unwrap(),
-    ];
     let eps = 1e-2f32;
-    for (k, grad) in analytic.into_iter().enumerate() {
-        let grad = device::to_vec(grad.inner()).unwrap();
+    for (k, grad) in analytic.iter().enumerate() {
         for i in 0..base[k].len() {
             let (mut up, mut down) = (base.clone(), base.clone());
             up[k][i] += eps;
             down[k][i] -= eps;
-            let fd = (loss(up) - loss(down)) / (2.0 * eps as f64);
+            let fd = (loss(&up) - loss(&down)) / (2.0 * eps as f64);
             assert!(
                 (fd - grad[i] as f64).abs() <= 2e-3 * (1.0 + fd.abs()),
                 "input {k}[{i}]: finite difference {fd} vs {}",
@@ -115,23 +152,22 @@ fn fused_gradients_match_finite_differences() {
 fn non_contiguous_inputs_give_the_same_cell() {
     let dev = Device::flex();
     let (rows, hd) = (6, 5);
-    let (gx, gh, h) = inputs(rows, hd, &dev);
-    let want = gru_cell(gx.clone(), gh.clone(), h.clone());
+    let want = fused(inputs(rows, hd, &dev));
+    let x = inputs(rows, hd, &dev);
     // The same values reached through a transpose and a narrow.
-    let gx_t = gx.clone().transpose().transpose();
-    let wide = Tensor::cat(vec![h.clone(), h.clone()], 1);
-    let h_view = wide.narrow(1, 0, hd);
-    assert_eq!(max_diff(gru_cell(gx_t, gh, h_view), want), 0.0);
+    let wide = Tensor::cat(vec![x.h.clone(), x.h.clone()], 1);
+    let got = fused(Inputs {
+        gx: x.gx.transpose().transpose(),
+        h: wide.narrow(1, 0, hd),
+        ..x
+    });
+    assert_eq!(max_diff(got, want), 0.0);
 }
 
 #[test]
 fn untracked_inputs_on_an_autodiff_device_need_no_backward() {
-    let dev = Device::flex().autodiff();
-    let (gx, gh, h) = inputs(4, 3, &dev);
-    let out = gru_cell(gx.clone(), gh.clone(), h.clone());
-    let plain = Device::flex();
-    let (px, ph, pc) = inputs(4, 3, &plain);
-    assert_eq!(max_diff(out.inner(), gru_cell(px, ph, pc)), 0.0);
+    let out = fused(inputs(4, 3, &Device::flex().autodiff()));
+    assert_eq!(max_diff(out.inner(), fused(inputs(4, 3, &Device::flex()))), 0.0);
 }
 
 /// GELU: the fused op against burn's, forward and gradient, on odd shapes.

@@ -13,7 +13,7 @@
 //! `delta = clamp(scale * Linear(64,3)(GELU(Linear(Hd,64)(h))), -m, m)`,
 //! Xavier-normal weights, zero biases.
 
-use super::kernels::{gelu, gru_cell, gru_cell_composed};
+use super::kernels::{gelu, gru_cell, gru_cell_composed, linear, matmul};
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use burn::module::Module;
@@ -58,14 +58,15 @@ impl GruLayer {
     }
 
     /// h' [N, Hd] from x [N, d_in] and h [N, Hd]; `fused` picks the fused
-    /// cell or its composed reference.
+    /// cell (which adds the biases itself) or its composed reference.
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>, fused: bool) -> Tensor<2> {
-        let gx = self.input.forward(x);
-        let gh = self.hidden.forward(h.clone());
         if fused {
-            gru_cell(gx, gh, h)
+            let bias = |l: &Linear| l.bias.as_ref().expect("GRU layers have biases").val();
+            let gx = matmul(x, self.input.weight.val());
+            let gh = matmul(h.clone(), self.hidden.weight.val());
+            gru_cell(gx, gh, h, bias(&self.input), bias(&self.hidden))
         } else {
-            gru_cell_composed(gx, gh, h)
+            gru_cell_composed(self.input.forward(x), self.hidden.forward(h.clone()), h)
         }
     }
 }
@@ -132,11 +133,12 @@ impl EnergyCarrier {
             x = h_new.clone();
             new_hidden.push(h_new);
         }
-        let e = gelu(self.energy_fc1.forward(x.clone()), s.fused);
-        let energy = self.energy_fc2.forward(e).tanh();
-        let d = gelu(self.delta_fc1.forward(x), s.fused);
+        let f = s.fused;
+        let e = gelu(linear(&self.energy_fc1, x.clone(), f), f);
+        let energy = linear(&self.energy_fc2, e, f).tanh();
+        let d = gelu(linear(&self.delta_fc1, x, f), f);
         let m = s.max_displacement;
-        let delta = (self.delta_fc2.forward(d) * s.displacement_scale).clamp(-m, m);
+        let delta = (linear(&self.delta_fc2, d, f) * s.displacement_scale).clamp(-m, m);
         CarrierStep {
             energy,
             delta,

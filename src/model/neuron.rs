@@ -5,7 +5,7 @@
 //! weights, zero biases. Positions arrive already normalised to [-1, 1]^3
 //! and are not normalised again (the reference did, MODEL.md s.7).
 
-use super::kernels::gelu;
+use super::kernels::{gelu, linear};
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use burn::module::Module;
@@ -38,14 +38,14 @@ impl SimpleNeuron {
         }
     }
 
-    /// pos [N, 3], energy [N, 1] -> features [N, F]; `fused` runs GELU as
-    /// the fused kernel.
+    /// pos [N, 3], energy [N, 1] -> features [N, F]; `fused` runs the
+    /// products and GELU as our kernels.
     pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>, fused: bool) -> Tensor<2> {
-        let p = self.pos.forward(pos);
+        let p = linear(&self.pos, pos, fused);
         let x = Tensor::cat(vec![p, energy], 1);
-        let x = gelu(self.ln1.forward(self.fc1.forward(x)), fused);
-        let x = gelu(self.ln2.forward(self.fc2.forward(x)), fused);
-        self.fc3.forward(x)
+        let x = gelu(self.ln1.forward(linear(&self.fc1, x, fused)), fused);
+        let x = gelu(self.ln2.forward(linear(&self.fc2, x, fused)), fused);
+        linear(&self.fc3, x, fused)
     }
 }
 

@@ -1,13 +1,13 @@
 //! The exact (erf) GELU as a burn backend extension (`GeluOps`).
 //!
-//! - Flex (CPU): one multi-threaded, vectorised pass (`cpu::gelu`); in
+//! - Flex (CPU): one multi-threaded, vectorised pass (`gelu_cpu::gelu`); in
 //!   training the same pass writes GELU'(x), so the backward is one
 //!   multiplication and no erf or exp is evaluated twice.
 //! - Autodiff: one graph node with that backward.
 //! - Other backends (Vulkan) and non-f32 Flex tensors: burn's own GELU and
 //!   its backward, through the default bodies.
 
-use super::cpu;
+use super::gelu_cpu;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -56,7 +56,7 @@ fn like(t: &FlexTensor, data: Vec<f32>) -> FlexTensor {
 impl GeluOps for Flex {
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
         match f32_data(&x) {
-            Some(c) => like(&x, cpu::gelu(c.as_slice::<f32>().expect("contiguous f32"))),
+            Some(c) => like(&x, gelu_cpu::gelu(c.as_slice::<f32>().expect("contiguous f32"))),
             None => Flex::gelu(x),
         }
     }
@@ -64,7 +64,7 @@ impl GeluOps for Flex {
     fn fused_gelu_saving(x: FlexTensor) -> (FlexTensor, FlexTensor) {
         match f32_data(&x) {
             Some(c) => {
-                let (y, dy) = cpu::gelu_saving(c.as_slice::<f32>().expect("contiguous f32"));
+                let (y, dy) = gelu_cpu::gelu_saving(c.as_slice::<f32>().expect("contiguous f32"));
                 (like(&x, y), like(&x, dy))
             }
             // The default body's pair: burn's GELU and x for its backward.

@@ -1,7 +1,8 @@
 //! The fused GRU cell as a burn backend extension (`GruOps`).
 //!
-//! - Flex (CPU): the loops of `cpu.rs`, one pass forward and one backward,
-//!   multi-threaded, vectorised transcendentals.
+//! - Flex (CPU): the loops of `gru_cpu.rs`, one pass forward and one
+//!   backward, multi-threaded, vectorised transcendentals, the biases added
+//!   in the same pass.
 //! - Autodiff: one graph node per cell with a handwritten backward that
 //!   reuses the gates the forward saved ([N, 4H]) instead of the dozen
 //!   nodes and saved tensors of the composed cell.
@@ -12,7 +13,7 @@
 //! same cell written with ordinary tensor ops (the reference the fused one
 //! is tested against, and what `flow.fused_kernels = false` runs).
 
-use super::cpu;
+use super::gru_cpu::{self, GruInputs};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -23,32 +24,48 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, Slice, TensorData,
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-/// One reset-after GRU step from its two projections. `gx`, `gh`: [N, 3H]
-/// (gate blocks r | z | n); `h`: [N, H].
+/// One reset-after GRU step from its two products. `gx` = x W_i, `gh` =
+/// h W_h: [N, 3H] (gate blocks r | z | n); `h`: [N, H]; `bi`, `bh`: [3H].
 #[backend_extension(Flex, Cube: cfg(feature = "vulkan"), Autodiff)]
 pub trait GruOps: Backend {
     /// h' [N, H] (no autodiff state).
-    fn gru_cell(gx: FloatTensor<Self>, gh: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (out, _) = composed_saving::<Self>(gx, gh, h);
-        out
+    fn gru_cell(
+        gx: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        bi: FloatTensor<Self>,
+        bh: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed_saving::<Self>(gx, gh, h, bi, bh).0
     }
 
-    /// h' [N, H] and the gates its backward needs, [N, 4H] (r | z | n | gh_n).
+    /// h' [N, H] and the gates its backward needs, [N, 4H]
+    /// (r | z | n | gh_n + bh_n).
     fn gru_cell_saving(
         gx: FloatTensor<Self>,
         gh: FloatTensor<Self>,
         h: FloatTensor<Self>,
+        bi: FloatTensor<Self>,
+        bh: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        composed_saving::<Self>(gx, gh, h)
+        composed_saving::<Self>(gx, gh, h, bi, bh)
     }
 
-    /// (d_gx [N, 3H], d_gh [N, 3H], d_h [N, H]) from the saved gates, h and
-    /// the gradient of h'.
+    /// (d_gx [N, 3H], d_gh [N, 3H], d_h [N, H], d_bi [3H], d_bh [3H]) from
+    /// the saved gates, h and the gradient of h'. (The extension macro finds
+    /// tensors by the name `FloatTensor`, so the type cannot be aliased.)
+    #[allow(clippy::type_complexity)]
     fn gru_cell_backward(
         saved: FloatTensor<Self>,
         h: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
         composed_backward::<Self>(saved, h, grad)
     }
 }
@@ -62,13 +79,23 @@ fn one_minus<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     B::float_add_scalar(B::float_neg(t), 1.0f32.into())
 }
 
-/// The forward of the module docs of `cpu.rs` with backend ops.
+/// A [3H] bias as a [1, 3H] row to broadcast.
+fn row<B: Backend>(b: FloatTensor<B>) -> FloatTensor<B> {
+    let n = b.shape()[0];
+    B::float_reshape(b, [1, n].into())
+}
+
+/// The forward of the module docs of `gru_cpu.rs` with backend ops.
 fn composed_saving<B: Backend>(
     gx: FloatTensor<B>,
     gh: FloatTensor<B>,
     h: FloatTensor<B>,
+    bi: FloatTensor<B>,
+    bh: FloatTensor<B>,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let hd = h.shape()[1];
+    let gx = B::float_add(gx, row::<B>(bi));
+    let gh = B::float_add(gh, row::<B>(bh));
     let r = B::sigmoid(B::float_add(block::<B>(&gx, 0, hd), block::<B>(&gh, 0, hd)));
     let z = B::sigmoid(B::float_add(block::<B>(&gx, 1, hd), block::<B>(&gh, 1, hd)));
     let gh_n = block::<B>(&gh, 2, hd);
@@ -80,12 +107,19 @@ fn composed_saving<B: Backend>(
     (out, B::float_cat(vec![r, z, n, gh_n], 1))
 }
 
-/// The backward of the module docs of `cpu.rs` with backend ops.
+/// The backward of the module docs of `gru_cpu.rs` with backend ops.
+#[allow(clippy::type_complexity)]
 fn composed_backward<B: Backend>(
     saved: FloatTensor<B>,
     h: FloatTensor<B>,
     g: FloatTensor<B>,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+) -> (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+) {
     let hd = h.shape()[1];
     let (r, z, n, gh_n) = (
         block::<B>(&saved, 0, hd),
@@ -103,16 +137,21 @@ fn composed_backward<B: Backend>(
     let d_gh_n = B::float_mul(da_n.clone(), r);
     let d_gx = B::float_cat(vec![da_r.clone(), da_z.clone(), da_n], 1);
     let d_gh = B::float_cat(vec![da_r, da_z, d_gh_n], 1);
-    (d_gx, d_gh, d_h)
+    let col_sum = |t: &FloatTensor<B>| {
+        let n = t.shape()[1];
+        B::float_reshape(B::float_sum_dim(t.clone(), 0), [n].into())
+    };
+    let (d_bi, d_bh) = (col_sum(&d_gx), col_sum(&d_gh));
+    (d_gx, d_gh, d_h, d_bi, d_bh)
 }
 
 /// A contiguous f32 view of a Flex tensor, or None for other dtypes.
-fn f32_rows(t: FlexTensor) -> Option<FlexTensor> {
+fn f32_rows(t: &FlexTensor) -> Option<FlexTensor> {
     if t.dtype() != DType::F32 {
         return None;
     }
     Some(if t.as_slice::<f32>().is_some() {
-        t
+        t.clone()
     } else {
         t.to_contiguous()
     })
@@ -122,52 +161,67 @@ fn flex(data: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, [rows, cols]))
 }
 
-/// The three inputs as contiguous f32, with their N and H, when all are f32.
-fn flex_inputs(
-    a: FlexTensor,
-    b: FlexTensor,
-    c: FlexTensor,
-) -> Result<(FlexTensor, FlexTensor, FlexTensor), [FlexTensor; 3]> {
-    match (f32_rows(a.clone()), f32_rows(b.clone()), f32_rows(c.clone())) {
-        (Some(a), Some(b), Some(c)) => Ok((a, b, c)),
-        _ => Err([a, b, c]),
-    }
-}
-
 fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("made contiguous f32 by f32_rows")
 }
 
+/// One Flex GRU step; None when an input is not f32 (the caller then takes
+/// the composed path).
+fn flex_forward([gx, gh, h, bi, bh]: [&FlexTensor; 5], save: bool) -> Option<(FlexTensor, FlexTensor)> {
+    let (gx, gh, h, bi, bh) = (f32_rows(gx)?, f32_rows(gh)?, f32_rows(h)?, f32_rows(bi)?, f32_rows(bh)?);
+    let [n, hd] = [h.shape()[0], h.shape()[1]];
+    let x = GruInputs {
+        gx: slice(&gx),
+        gh: slice(&gh),
+        h: slice(&h),
+        bi: slice(&bi),
+        bh: slice(&bh),
+        hd,
+    };
+    let (out, saved) = gru_cpu::gru_forward(x, save);
+    Some((flex(out, n, hd), flex(saved, if save { n } else { 0 }, 4 * hd)))
+}
+
 impl GruOps for Flex {
-    fn gru_cell(gx: FlexTensor, gh: FlexTensor, h: FlexTensor) -> FlexTensor {
-        match flex_inputs(gx, gh, h) {
-            Ok((gx, gh, h)) => {
-                let [n, hd] = [h.shape()[0], h.shape()[1]];
-                flex(cpu::gru_forward(slice(&gx), slice(&gh), slice(&h), hd), n, hd)
-            }
-            Err([gx, gh, h]) => composed_saving::<Flex>(gx, gh, h).0,
+    fn gru_cell(gx: FlexTensor, gh: FlexTensor, h: FlexTensor, bi: FlexTensor, bh: FlexTensor) -> FlexTensor {
+        match flex_forward([&gx, &gh, &h, &bi, &bh], false) {
+            Some((out, _)) => out,
+            None => composed_saving::<Flex>(gx, gh, h, bi, bh).0,
         }
     }
 
-    fn gru_cell_saving(gx: FlexTensor, gh: FlexTensor, h: FlexTensor) -> (FlexTensor, FlexTensor) {
-        match flex_inputs(gx, gh, h) {
-            Ok((gx, gh, h)) => {
-                let [n, hd] = [h.shape()[0], h.shape()[1]];
-                let (out, saved) = cpu::gru_forward_saving(slice(&gx), slice(&gh), slice(&h), hd);
-                (flex(out, n, hd), flex(saved, n, 4 * hd))
-            }
-            Err([gx, gh, h]) => composed_saving::<Flex>(gx, gh, h),
+    fn gru_cell_saving(
+        gx: FlexTensor,
+        gh: FlexTensor,
+        h: FlexTensor,
+        bi: FlexTensor,
+        bh: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        match flex_forward([&gx, &gh, &h, &bi, &bh], true) {
+            Some(pair) => pair,
+            None => composed_saving::<Flex>(gx, gh, h, bi, bh),
         }
     }
 
-    fn gru_cell_backward(saved: FlexTensor, h: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
-        match flex_inputs(saved, h, grad) {
-            Ok((saved, h, grad)) => {
-                let [n, hd] = [h.shape()[0], h.shape()[1]];
-                let (dx, dg, dh) = cpu::gru_backward(slice(&saved), slice(&h), slice(&grad), hd);
-                (flex(dx, n, 3 * hd), flex(dg, n, 3 * hd), flex(dh, n, hd))
+    fn gru_cell_backward(
+        saved: FlexTensor,
+        h: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        match (f32_rows(&saved), f32_rows(&h), f32_rows(&grad)) {
+            (Some(s), Some(hh), Some(g)) => {
+                let [n, hd] = [hh.shape()[0], hh.shape()[1]];
+                let d = gru_cpu::gru_backward(slice(&s), slice(&hh), slice(&g), hd);
+                let vector = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, [3 * hd]));
+                (
+                    flex(d.d_gx, n, 3 * hd),
+                    flex(d.d_gh, n, 3 * hd),
+                    flex(d.d_h, n, hd),
+                    vector(d.d_bi),
+                    vector(d.d_bh),
+                )
             }
-            Err([saved, h, grad]) => composed_backward::<Flex>(saved, h, grad),
+            _ => composed_backward::<Flex>(saved, h, grad),
         }
     }
 }
@@ -176,57 +230,63 @@ impl GruOps for Flex {
 #[cfg(feature = "vulkan")]
 impl GruOps for burn::backend::Cube {}
 
-/// The cell's backward: the gradient of h' into gx, gh and h.
+/// The cell's backward: the gradient of h' into gx, gh, h and the biases.
 #[derive(Debug)]
 struct GruCellBackward;
 
-impl<B: Backend + GruOps> Backward<B, 3> for GruCellBackward {
+impl<B: Backend + GruOps> Backward<B, 5> for GruCellBackward {
     /// The saved gates [N, 4H] and h [N, H].
     type State = (FloatTensor<B>, FloatTensor<B>);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_gx, node_gh, node_h] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         let (saved, h) = ops.state;
-        let (d_gx, d_gh, d_h) = B::gru_cell_backward(saved, h, grad);
-        if let Some(node) = node_gx {
-            grads.register::<B>(node.id, d_gx);
-        }
-        if let Some(node) = node_gh {
-            grads.register::<B>(node.id, d_gh);
-        }
-        if let Some(node) = node_h {
-            grads.register::<B>(node.id, d_h);
+        let (d_gx, d_gh, d_h, d_bi, d_bh) = B::gru_cell_backward(saved, h, grad);
+        for (node, d) in ops.parents.into_iter().zip([d_gx, d_gh, d_h, d_bi, d_bh]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, d);
+            }
         }
     }
 }
 
 impl<B: Backend + GruOps, C: CheckpointStrategy> GruOps for Autodiff<B, C> {
-    fn gru_cell(gx: FloatTensor<Self>, gh: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self> {
-        let guards = [gx.node(), gh.node(), h.node()];
-        let (gx, gh, h) = (gx.into_primitive(), gh.into_primitive(), h.into_primitive());
+    fn gru_cell(
+        gx: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        bi: FloatTensor<Self>,
+        bh: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let guards = [gx.node(), gh.node(), h.node(), bi.node(), bh.node()];
+        let [gx, gh, h, bi, bh] = [gx, gh, h, bi, bh].map(|t| t.into_primitive());
         // Compute-bound: the saved gates are kept, never recomputed.
         match GruCellBackward.prepare::<C>(guards).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (out, saved) = B::gru_cell_saving(gx, gh, h.clone());
+                let (out, saved) = B::gru_cell_saving(gx, gh, h.clone(), bi, bh);
                 prep.finish((saved, h), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::gru_cell(gx, gh, h)),
+            OpsKind::UnTracked(prep) => prep.finish(B::gru_cell(gx, gh, h, bi, bh)),
         }
     }
 }
 
-/// One fused GRU step: h' [N, H] from `gx` = x W_i + b_i and `gh` = h W_h
-/// + b_h ([N, 3H], gate blocks r | z | n) and `h` [N, H].
-pub fn gru_cell(gx: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+/// One fused GRU step: h' [N, H] from the products `gx` = x W_i and `gh` =
+/// h W_h ([N, 3H], gate blocks r | z | n), `h` [N, H] and the biases `bi`,
+/// `bh` [3H].
+pub fn gru_cell(gx: Tensor<2>, gh: Tensor<2>, h: Tensor<2>, bi: Tensor<1>, bh: Tensor<1>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as GruOps>::gru_cell(
         gx.into_dispatch(),
         gh.into_dispatch(),
         h.into_dispatch(),
+        bi.into_dispatch(),
+        bh.into_dispatch(),
     ))
 }
 
-/// The same step composed of ordinary tensor ops (burn differentiates it).
+/// The same step composed of ordinary tensor ops (burn differentiates it),
+/// from the projections with their biases, `gx` = x W_i + b_i and `gh` =
+/// h W_h + b_h.
 pub fn gru_cell_composed(gx: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     let hd = h.dims()[1];
     let part = |t: &Tensor<2>, k: usize| t.clone().narrow(1, k * hd, hd);

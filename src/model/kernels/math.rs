@@ -32,7 +32,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // 2^n from its bits, n in [-126, 127] after the clamp. The low mantissa
     // bits of t hold 2^22 + n; shifting them into the exponent field is
@@ -56,10 +56,10 @@ pub fn tanh(x: f32) -> f32 {
     let z = x * x;
     // Cephes tanhf for |x| < 0.625.
     let p = -5.704_988_7e-3;
-    let p = p * z + 2.063_908_9e-2;
+    let p = p * z + 2.063_909e-2;
     let p = p * z - 5.373_971_6e-2;
-    let p = p * z + 1.333_144_2e-1;
-    let p = p * z - 3.333_328_2e-1;
+    let p = p * z + 0.133_314_42;
+    let p = p * z - 0.333_332_8;
     let small = p * z * x + x;
     let large = (1.0 - 2.0 / (exp(2.0 * a) + 1.0)).copysign(x);
     if a < 0.625 { small } else { large }

@@ -6,21 +6,42 @@
 //!   backends;
 //! - `gelu`: the exact GELU as one autodiff node (`GeluOps`) whose training
 //!   forward also writes the derivative;
-//! - `cpu`: the loops over host slices (multi-threaded, vectorised);
+//! - `gru_cpu`, `gelu_cpu`: the loops over host slices (multi-threaded,
+//!   vectorised);
+//! - `matmul`: the matrix product on our own split over the cores
+//!   (`gemm_cpu`), with its backward;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise.
 
-pub mod cpu;
 mod gelu;
+pub mod gelu_cpu;
+pub mod gemm_cpu;
 mod gru;
+pub mod gru_cpu;
 pub mod math;
+mod matmul;
 
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
+pub use matmul::{MatmulOps, matmul};
 
+use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation;
 
 /// GELU through the fused kernel, or burn's composed one when `fused` is false.
 pub fn gelu(x: Tensor<2>, fused: bool) -> Tensor<2> {
     if fused { gelu::gelu(x) } else { activation::gelu(x) }
+}
+
+/// `layer` applied to x [N, d_in]: x W + b, the product on our own split
+/// over the cores when `fused`, else burn's `Linear::forward`.
+pub fn linear(layer: &Linear, x: Tensor<2>, fused: bool) -> Tensor<2> {
+    if !fused {
+        return layer.forward(x);
+    }
+    let y = matmul(x, layer.weight.val());
+    match &layer.bias {
+        Some(b) => y + b.val().unsqueeze(),
+        None => y,
+    }
 }
