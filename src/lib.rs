@@ -38,6 +38,7 @@ pub mod io;
 pub mod model;
 pub mod teacher;
 pub mod train;
+pub mod viz;
 
 pub use config::{EnergyConfig, Preset};
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "energyflow",
     version,
-    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench"
+    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench, plot"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +29,8 @@ enum Command {
     Embed(cli::embed::EmbedArgs),
     /// Build the text side of the bundled datasets (see data/README.md).
     Data(cli::data::DataArgs),
+    /// Learning curves of a run folder: PNG pictures and an index.html.
+    Plot(cli::plot::PlotArgs),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Bench(a) => cli::bench::run(a),
         Command::Embed(a) => cli::embed::run(a),
         Command::Data(a) => cli::data::run(a),
+        Command::Plot(a) => cli::plot::run(a),
     };
     if let Err(e) = result {
         eprintln!("energyflow: error: {e}");

@@ -10,6 +10,7 @@ pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod infer;
+pub mod plot;
 pub mod train;
 
 use energyflow::config::{ConfigSource, Preset};
