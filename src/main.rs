@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "energyflow",
     version,
-    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench, plot"
+    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench, plot, inspect"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +31,8 @@ enum Command {
     Data(cli::data::DataArgs),
     /// Learning curves of a run folder: PNG pictures and an index.html.
     Plot(cli::plot::PlotArgs),
+    /// Pictures of one forward per row: energies, surface, flow paths, steps, density.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Embed(a) => cli::embed::run(a),
         Command::Data(a) => cli::data::run(a),
         Command::Plot(a) => cli::plot::run(a),
+        Command::Inspect(a) => cli::inspect::run(a),
     };
     if let Err(e) = result {
         eprintln!("energyflow: error: {e}");

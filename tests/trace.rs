@@ -38,7 +38,12 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
     let data: Vec<f32> = (0..b * e_in).map(|i| ((i as f32) * 0.37).sin()).collect();
     let opts = ForwardOptions::inference(&cfg);
     let plain = model
-        .forward(&cfg, device::matrix(data.clone(), b, e_in, &dev), &mut Workspace::default(), &opts)
+        .forward(
+            &cfg,
+            device::matrix(data.clone(), b, e_in, &dev),
+            &mut Workspace::default(),
+            &opts,
+        )
         .unwrap();
     let mut ws = Workspace {
         trace: Some(FlowTrace::new()),
@@ -53,7 +58,10 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
     );
     let s = traced.stats;
     assert_eq!(s, plain.stats);
-    assert!(s.flows_spawned > 0 && s.flows_dropped > 0, "the config must spawn past the capacity: {s:?}");
+    assert!(
+        s.flows_spawned > 0 && s.flows_dropped > 0,
+        "the config must spawn past the capacity: {s:?}"
+    );
     let t = ws.trace.unwrap();
 
     // Frames: one per step plus the start, as many flows as the stats say.
@@ -63,9 +71,7 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
         assert_eq!(t.frames[step].len(), active, "step {}", step + 1);
     }
     // The starting energies are the mapper's.
-    let mapped = model
-        .input_mapper
-        .forward(device::matrix(data, b, e_in, &dev), None);
+    let mapped = model.input_mapper.forward(device::matrix(data, b, e_in, &dev), None);
     assert_eq!(t.frames[0].energy, device::to_vec(mapped).unwrap());
 
     // Per-step counts add up to the totals.

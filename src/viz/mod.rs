@@ -13,7 +13,10 @@
 
 pub mod chart;
 pub mod html;
+pub mod inspect;
+mod inspect_draw;
 pub mod run_plots;
 pub mod style;
 
+pub use inspect::{InspectRequest, Inspection, inspect};
 pub use run_plots::{RunPlots, plot_run};
