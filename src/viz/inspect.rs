@@ -30,8 +30,8 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Trajectories drawn (and stored in inspect.json) at most per row; above
-/// it every k-th flow id is kept.
-pub const MAX_TRAJECTORIES: usize = 1500;
+/// it whole families are kept (see [`flow_paths`]).
+pub const MAX_TRAJECTORIES: usize = 300;
 
 /// What a user asks of `inspect`.
 #[derive(Debug, Clone)]
@@ -182,8 +182,11 @@ pub fn step_reports(trace: &FlowTrace, grid: &mut LatticeGrid) -> Vec<StepReport
         .collect()
 }
 
-/// The paths of the traced flows, every k-th id when there are more than
-/// `max` (k as small as keeps at most `max`).
+/// The paths of the traced flows. When there are more than `max`, whole
+/// families are kept (a starting flow with all its descendants, so that
+/// every drawn child starts on a drawn parent): every k-th starting flow,
+/// with the smallest k that keeps at most `max` paths (or only the first
+/// family, when it alone is larger).
 pub fn flow_paths(trace: &FlowTrace, max: usize) -> Vec<FlowPath> {
     let n = trace.flows();
     let mut points: Vec<Vec<[f32; 4]>> = vec![Vec::new(); n];
@@ -199,11 +202,21 @@ pub fn flow_paths(trace: &FlowTrace, max: usize) -> Vec<FlowPath> {
     for e in &trace.final_ended {
         add(e.id, e.pos, e.energy);
     }
-    let stride = n.div_ceil(max.max(1)).max(1);
+    // A parent's id is always smaller than its child's, so one pass in id
+    // order finds every flow's starting ancestor.
+    let mut root = vec![0u32; n];
+    for id in 0..n {
+        root[id] = trace.parent[id].map_or(id as u32, |p| root[p as usize]);
+    }
+    let family = |k: usize| (0..n).filter(|&id| (root[id] as usize).is_multiple_of(k)).count();
+    let mut k = 1;
+    while family(k) > max.max(1) && k < n {
+        k += 1;
+    }
     points
         .into_iter()
         .enumerate()
-        .filter(|(id, _)| id % stride == 0)
+        .filter(|&(id, _)| (root[id] as usize).is_multiple_of(k))
         .map(|(id, points)| FlowPath {
             id: id as u32,
             parent: trace.parent[id],
@@ -381,6 +394,20 @@ pub fn inspect(req: &InspectRequest, dev: &Device) -> Result<Inspection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn above_the_limit_whole_families_are_drawn() {
+        // Starting flows 0..4; children 4 (of 0), 5 (of 4), 6 (of 2).
+        let mut t = FlowTrace::new();
+        t.parent = vec![None, None, None, None, Some(0), Some(4), Some(2)];
+        t.born = vec![0, 0, 0, 0, 1, 2, 1];
+        let ids = |paths: Vec<FlowPath>| paths.iter().map(|p| p.id).collect::<Vec<_>>();
+        assert_eq!(ids(flow_paths(&t, 10)), (0..7).collect::<Vec<_>>());
+        // Every 2nd family is 5 flows, every 3rd (roots 0 and 3) is 4.
+        assert_eq!(ids(flow_paths(&t, 4)), vec![0, 3, 4, 5]);
+        // One family larger than the limit is still drawn whole.
+        assert_eq!(ids(flow_paths(&t, 1)), vec![0, 4, 5]);
+    }
 
     #[test]
     fn rows_parse_or_are_refused_in_one_line() {

@@ -67,11 +67,12 @@ pub fn draw_row(row: &RowReport, cfg: &EnergyConfig, out: &Path) -> Result<Vec<F
     );
 
     let file = name("trajectories");
+    let (lo, hi) = energy_range(row);
     write_png(&out.join(&file), PAIR, |root| trajectories(root, row, cfg))?;
     add(
         file,
         format!(
-            "Paths of {} of the {} flows (starting flows and spawned children, ids kept across compaction) from the input plane to the output planes z = -1 and z = +1, projected on x-z and y-z; each segment is coloured by the energy at its end; triangles mark where a child was spawned (at its parent's position).",
+            "Paths of {} of the {} flows (whole families: starting flows with all their spawned descendants; ids kept across compaction) from the input plane to the output planes z = -1 and z = +1, projected on x-z and y-z; each segment is coloured by the energy at its end (colour scale: 2nd to 98th percentile of the energies, {lo:.3} to {hi:.3}); triangles mark where a child was spawned, at its parent's position.",
             row.trajectories.len(),
             row.flows_traced
         ),
@@ -135,13 +136,7 @@ fn trajectories(root: &Area, row: &RowReport, cfg: &EnergyConfig) -> Result<()> 
     )?;
     let (w, _) = area.dim_in_pixel();
     let (panels, bar) = area.split_horizontally(w.saturating_sub(COLORBAR_W));
-    let energies = row
-        .trajectories
-        .iter()
-        .flat_map(|p| p.points.iter().map(|q| q[3] as f64));
-    let (lo, hi) = energies.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let (lo, hi) = energy_range(row);
     for (axis, part) in panels.split_evenly((1, 2)).iter().enumerate() {
         let name = ["x", "y"][axis];
         let mut chart = ChartBuilder::on(part)
@@ -193,11 +188,30 @@ fn trajectories(root: &Area, row: &RowReport, cfg: &EnergyConfig) -> Result<()> 
                     .iter()
                     .filter(|p| p.parent.is_some())
                     .filter_map(|p| p.points.first())
-                    .map(|q| TriangleMarker::new((q[axis] as f64, q[2] as f64), 5, BLACK.filled())),
+                    .map(|q| TriangleMarker::new((q[axis] as f64, q[2] as f64), 3, BLACK.filled())),
             )
             .map_err(draw_err)?;
     }
     colorbar(&bar, lo, hi, "energy (dimensionless)")
+}
+
+/// The colour range of the trajectories' energies: their 2nd to 98th
+/// percentile, so that a few extreme flows do not wash out the rest
+/// (values outside take the end colours).
+fn energy_range(row: &RowReport) -> (f64, f64) {
+    let mut e: Vec<f64> = row
+        .trajectories
+        .iter()
+        .flat_map(|p| p.points.iter().map(|q| q[3] as f64))
+        .filter(|v| v.is_finite())
+        .collect();
+    if e.is_empty() {
+        return (0.0, 1.0);
+    }
+    e.sort_by(f64::total_cmp);
+    let at = |q: f64| e[((e.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = (at(0.02), at(0.98));
+    if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) }
 }
 
 /// Per-step counts.
@@ -271,7 +285,7 @@ fn density(root: &Area, row: &RowReport, cfg: &EnergyConfig) -> Result<()> {
         &LinePanel {
             caption: "Crowding".into(),
             x_label: "propagation step".into(),
-            y_label: "flows within one cell (mean)".into(),
+            y_label: "other flows within one cell (mean)".into(),
             series: vec![Series::new(
                 "mean neighbours",
                 row.steps.iter().map(|s| (s.step as f64, s.mean_neighbours)).collect(),
