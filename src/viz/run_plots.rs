@@ -210,7 +210,7 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
         grad.push(Series::hline(format!("clipping threshold {clip}"), clip, c[3]));
     }
     figures.push(("optimizer.png", TALL, vec![
-        panel("Learning rate", "learning rate (per step)", vec![Series::new("learning rate", by_step(&steps, |s| s.lr), c[0], Mark::Line)], true),
+        panel("Learning rate", "learning rate (dimensionless)", vec![Series::new("learning rate", by_step(&steps, |s| s.lr), c[0], Mark::Line)], true),
         panel("Global gradient norm", "L2 norm of all gradients", grad, true),
     ], "Optimizer: learning rate and gradient norm".to_string(),
     format!("The learning rate of each step (linear warm-up, then cosine decay) and the global L2 norm of the gradient before clipping.{skipped_note}")));
