@@ -1,12 +1,14 @@
 //! The flow recorder of `inspect` (`flow::FlowTrace`): attaching it changes
-//! nothing in the forward, and what it records adds up to the forward's
-//! flow statistics, with every flow followed from birth to completion.
+//! nothing in the forward, what it records adds up to the forward's flow
+//! statistics, and every flow is followed from birth to completion under
+//! one id (its moves are steps, its end is the engine's completed flow).
 
 use burn::tensor::Device;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::device;
 use energyflow::flow::FlowTrace;
 use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use energyflow::viz::inspect::flow_paths;
 use std::collections::HashMap;
 
 /// A small lattice whose flows spawn children past the capacity, so that
@@ -62,7 +64,7 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
         s.flows_spawned > 0 && s.flows_dropped > 0,
         "the config must spawn past the capacity: {s:?}"
     );
-    let t = ws.trace.unwrap();
+    let t = ws.trace.take().unwrap();
 
     // Frames: one per step plus the start, as many flows as the stats say.
     assert_eq!(t.frames.len(), s.propagation_steps + 1);
@@ -95,6 +97,45 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
     }
     assert_eq!(ends.len(), s.flows_created);
     assert!(ends.values().all(|&n| n == 1));
+
+    // Identity across compaction. A flow moves at most max_displacement per
+    // axis in a step (the walls only shorten a move); only its last point
+    // may jump in z, onto the plane it is projected on.
+    let m = cfg.flow.max_displacement as f32 + 1e-5;
+    let paths = flow_paths(&t, usize::MAX);
+    assert_eq!(paths.len(), s.flows_created);
+    for p in &paths {
+        let n = p.points.len();
+        assert!(n >= 2, "{p:?}");
+        for (k, w) in p.points.windows(2).enumerate() {
+            let axes = if k + 2 == n { 2 } else { 3 };
+            let moved = w[0].iter().zip(&w[1]).take(axes);
+            assert!(
+                moved.map(|(a, b)| (b - a).abs()).all(|d| d <= m),
+                "flow {} jumps: {p:?}",
+                p.id
+            );
+        }
+    }
+    // And the ends are the engine's completed flows, in its order: same
+    // sample and cell, plane, and steps taken since birth.
+    let done = &ws.store.done;
+    let ends: Vec<(usize, _)> = t
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(k, e)| e.ended.iter().map(move |x| (k + 1, x)))
+        .chain(t.final_ended.iter().map(|x| (s.propagation_steps, x)))
+        .collect();
+    assert_eq!(ends.len(), done.len());
+    let lattice = cfg.lattice();
+    for (i, (step, e)) in ends.into_iter().enumerate() {
+        let id = e.id as usize;
+        let key = t.sample[id] * lattice.cells() as u32 + lattice.cell_of(e.pos[0], e.pos[1]) as u32;
+        assert_eq!(done.key[i], key, "flow {id}");
+        assert_eq!(done.z[i], e.pos[2], "flow {id}");
+        assert_eq!(done.steps[i] as usize, step - t.born[id] as usize, "flow {id}");
+    }
 
     // A child starts where its parent was before the step that spawned it.
     let children: Vec<usize> = (0..t.flows()).filter(|&id| t.parent[id].is_some()).collect();
