@@ -23,7 +23,8 @@
 //! host-side engine it drives and imports nothing from `model`. `config`
 //! holds the nested `[model]`, `[flow]` and `[train]` settings; `train`
 //! the run folder, the optimizer step and the evaluation; `checkpoint` the
-//! files on disk. Library code returns [`error::Result`] and never prints;
+//! files on disk; `viz` the pictures of a run and of one forward (`plot`,
+//! `inspect`). Library code returns [`error::Result`] and never prints;
 //! the `energyflow` binary (src/main.rs, src/cli/) is the only code that does.
 
 pub mod bench;
@@ -38,6 +39,7 @@ pub mod io;
 pub mod model;
 pub mod teacher;
 pub mod train;
+pub mod viz;
 
 pub use config::{EnergyConfig, Preset};
 pub use error::{Error, Result};

@@ -33,7 +33,7 @@ use std::sync::Mutex;
 #[command(
     name = "energyflow",
     version,
-    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench"
+    about = "Energy Flow lattice models: train, evaluate, infer, embed, bench, plot, inspect"
 )]
 struct Cli {
     /// On an error, also print its details (a dependency's full report, a
@@ -58,6 +58,10 @@ enum Command {
     Embed(cli::embed::EmbedArgs),
     /// Build the text side of the bundled datasets (see data/README.md).
     Data(cli::data::DataArgs),
+    /// Learning curves of a run folder: PNG pictures and an index.html.
+    Plot(cli::plot::PlotArgs),
+    /// Pictures of one forward per row: energies, surface, flow paths, steps, density.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn dispatch(command: &Command) -> energyflow::Result<()> {
@@ -68,6 +72,8 @@ fn dispatch(command: &Command) -> energyflow::Result<()> {
         Command::Bench(a) => cli::bench::run(a),
         Command::Embed(a) => cli::embed::run(a),
         Command::Data(a) => cli::data::run(a),
+        Command::Plot(a) => cli::plot::run(a),
+        Command::Inspect(a) => cli::inspect::run(a),
     }
 }
 

@@ -7,12 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{assert_refused, energyflow};
-
-const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
-neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
-[flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
-[train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\n";
+use common::{TINY, assert_refused, energyflow};
 
 struct Setup {
     _dir: tempfile::TempDir,

@@ -35,6 +35,10 @@ proptest! {
         prop_assert_eq!(got, expected);
         let occupied: std::collections::HashSet<_> = coords.iter().collect();
         prop_assert_eq!(grid.occupied_cells(), occupied.len());
+        // Flows per depth layer.
+        let mut layers = vec![0usize; 9];
+        coords.iter().for_each(|c| layers[c.2] += 1);
+        prop_assert_eq!(grid.layer_counts(), layers);
     }
 
     #[test]
@@ -52,6 +56,7 @@ proptest! {
 #[test]
 fn a_rebuild_reuses_the_grid() {
     let mut grid = LatticeGrid::new(Lattice::new(4, 4, 4));
+    assert_eq!(grid.layer_counts(), vec![0; 5], "empty before the first rebuild");
     grid.rebuild(&[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]);
     grid.rebuild(&[[-1.0, -1.0, -1.0]]);
     assert_eq!(grid.in_cell(0, 0, 0), &[0]);

@@ -10,6 +10,8 @@ pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod infer;
+pub mod inspect;
+pub mod plot;
 pub mod train;
 
 use energyflow::config::{ConfigSource, Preset};

@@ -1,7 +1,8 @@
 //! `energyflow train`: trains on the bundled data (or `--data`), shows a
 //! progress bar, and ends by printing the held-out evaluation line of the
-//! best checkpoint (as `eval --json` does). What the run does is
-//! `train::Run`'s business.
+//! best checkpoint (as `eval --json` does), then says where the learning
+//! curves are (`--plot` draws them). What the run does is `train::Run`'s
+//! business.
 
 use super::{ConfigArgs, print_json};
 use energyflow::config::LossKind;
@@ -9,6 +10,7 @@ use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
 use energyflow::train::metrics::Record;
 use energyflow::train::{DataChoice, Event, Run, RunRequest, RunStop, Start};
+use energyflow::viz::{plot_run, run_plots};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -54,6 +56,9 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// At the end, draw the learning curves into OUT/plots (as `energyflow plot OUT` does).
+    #[arg(long)]
+    pub plot: bool,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
@@ -170,5 +175,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         summary.skipped,
         args.out.display()
     );
-    print_json(&run.final_report(&summary, &dev)?)
+    print_json(&run.final_report(&summary, &dev)?)?;
+    let plots = run_plots::default_dir(&args.out);
+    if args.plot {
+        let drawn = plot_run(&args.out, &plots)?;
+        for note in &drawn.notes {
+            eprintln!("energyflow train: {note}");
+        }
+        eprintln!("energyflow train: learning curves in {}", drawn.index.display());
+    } else {
+        eprintln!(
+            "energyflow train: learning curves: `energyflow plot {}` draws them into {}",
+            args.out.display(),
+            plots.join("index.html").display()
+        );
+    }
+    Ok(())
 }

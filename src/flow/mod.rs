@@ -1,7 +1,8 @@
 //! The flow engine, host side: what a step does to each flow, the flow
 //! store and its compaction, the collection, the cell grid, the one set of
-//! flow counters, and the naive reference collection. It imports nothing
-//! from `model/`: the loop that runs the network over the flows is
+//! flow counters, the naive reference collection, and a recorder of a
+//! forward's flows for the pictures of `inspect` (`trace.rs`). It imports
+//! nothing from `model/`: the loop that runs the network over the flows is
 //! `model::forward`, which calls into this module.
 //!
 //! Where the seed's five proposals live:
@@ -17,8 +18,10 @@ pub mod rules;
 pub mod spatial;
 pub mod stats;
 pub mod store;
+pub mod trace;
 
 pub use collect::Aggregator;
 pub use rules::{StepRules, advance};
 pub use stats::{FlowStats, LoopStop};
 pub use store::{ActiveTensors, CompletedMeta, FlowStore};
+pub use trace::FlowTrace;

@@ -4,7 +4,8 @@
 //! A rebuild is O(N + bins), stable (items keep their order inside a bin) and
 //! allocation-free once the buffers have grown. Two users:
 //! - [`LatticeGrid`] bins flow positions by lattice cell (x, y, z) and answers
-//!   "flows in a cell" and "flows within a radius of cells";
+//!   "flows in a cell", "flows within a radius of cells" and "flows per
+//!   depth layer" (the density pictures of `energyflow inspect` use it);
 //! - the collection (`collect.rs`) bins completed flows by
 //!   `sample * S + cell` to form its groups.
 //!
@@ -158,5 +159,18 @@ impl LatticeGrid {
     /// Cells holding at least one flow.
     pub fn occupied_cells(&self) -> usize {
         self.grid.occupied()
+    }
+
+    /// Flows per depth layer 0..=D. A layer is a contiguous run of bins
+    /// (keys are layer-major), so each count is one difference of offsets.
+    pub fn layer_counts(&self) -> Vec<usize> {
+        let s = self.lattice.cells();
+        let off = self.grid.offsets();
+        (0..self.layers())
+            .map(|iz| match (off.get(iz * s), off.get((iz + 1) * s)) {
+                (Some(&a), Some(&b)) => (b - a) as usize,
+                _ => 0,
+            })
+            .collect()
     }
 }

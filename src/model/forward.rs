@@ -20,7 +20,7 @@ use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::rules::wall_device;
-use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, LoopStop, StepRules, advance};
+use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
 use crate::geometry::nearer_plane;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 pub struct Workspace {
     pub store: FlowStore,
     pub aggregator: Aggregator,
+    /// A recorder of every step's flows (`energyflow inspect`); None in
+    /// training and inference, where nothing extra is read back.
+    pub trace: Option<FlowTrace>,
 }
 
 /// Options of one forward.
@@ -116,14 +119,22 @@ impl EnergyFlowModel {
             self.carrier.hidden_dim(),
             &mut ws.store,
         )?;
+        // Trace hook (inspect only): the starting flows.
+        if let Some(trace) = ws.trace.as_mut() {
+            trace.start(&ws.store, act.energy.clone())?;
+        }
         let t1 = Instant::now();
 
         // 2. Propagate.
-        let act = self.propagate(cfg, b, act, &mut ws.store, &mut stats, opts)?;
+        let act = self.propagate(cfg, b, act, ws, &mut stats, opts)?;
         let t2 = Instant::now();
 
         // 3. Project what is still active.
         project_the_rest(cfg, act, &mut ws.store, &mut stats);
+        // Trace hook (inspect only): the final projection.
+        if let Some(trace) = ws.trace.as_mut() {
+            trace.finish(&ws.store)?;
+        }
 
         // 4. Collect.
         let energy = ws
@@ -162,10 +173,11 @@ impl EnergyFlowModel {
         cfg: &EnergyConfig,
         samples: usize,
         mut act: ActiveTensors,
-        store: &mut FlowStore,
+        ws: &mut Workspace,
         stats: &mut FlowStats,
         opts: &ForwardOptions,
     ) -> Result<ActiveTensors> {
+        let (store, mut trace) = (&mut ws.store, ws.trace.as_mut());
         let flow = &cfg.flow;
         let rules = StepRules::new(cfg.lattice(), flow, samples);
         let dev = act.pos.device();
@@ -218,6 +230,10 @@ impl EnergyFlowModel {
                 hidden: out.hidden,
             };
             act = store.compact(n, act.pos, stepped, &dev);
+            // Trace hook (inspect only): reads the step's energies back.
+            if let Some(trace) = trace.as_mut() {
+                trace.step(store, &raw_host, &rules, stats, &act.energy)?;
+            }
             // g. Early stop.
             let completed = stats.completed();
             if completed > best {

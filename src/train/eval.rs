@@ -250,17 +250,36 @@ pub fn report(
     with_baselines(evaluate(model, cfg, data, val)?, data, train, val)
 }
 
+/// The baselines' cosines on the held-out rows `val`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Baselines {
+    /// Predicting target = input; None when the widths differ.
+    pub identity_cosine: Option<f64>,
+    /// Ridge regression fitted on the training rows.
+    pub linear_cosine: f64,
+}
+
+/// The identity baseline on `val` and the ridge baseline fitted on `train`
+/// and scored on `val`.
+pub fn baselines(data: &PairData, train: &[usize], val: &[usize]) -> Result<Baselines> {
+    let ridge = Ridge::fit(data, train)?;
+    Ok(Baselines {
+        identity_cosine: identity_cosine(data, val),
+        linear_cosine: mean_cosine(&ridge.predict(data, val), data, val),
+    })
+}
+
 /// The report of model metrics `m` (measured on `val`) next to the
 /// baselines on the same rows.
 pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[usize]) -> Result<EvalReport> {
-    let ridge = Ridge::fit(data, train)?;
+    let b = baselines(data, train, val)?;
     let report = EvalReport {
         n: m.n,
         loss: m.loss,
         mse: m.mse,
         cosine: m.cosine,
-        identity_cosine: identity_cosine(data, val),
-        linear_cosine: mean_cosine(&ridge.predict(data, val), data, val),
+        identity_cosine: b.identity_cosine,
+        linear_cosine: b.linear_cosine,
     };
     // JSON has no NaN: a report would print null. Say why instead.
     let figures = [
@@ -283,25 +302,19 @@ pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[
     Ok(report)
 }
 
-/// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
-/// of `data`, or of the data it records. Returns the report and a note
-/// when the split is not the one the run held out.
-pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) -> Result<(EvalReport, Option<String>)> {
-    let (model, meta) = checkpoint::load_model(dir, dev)?;
-    let loaded;
-    let data = match (data, &meta.data) {
-        (Some(d), _) => d,
-        (None, Some(info)) => {
-            loaded = PairData::from_origin(&info.origin)?;
-            &loaded
-        }
-        (None, None) => {
-            loaded = PairData::bundled()?;
-            &loaded
-        }
-    };
-    data.check_fits(&meta.config)?;
-    let (split, note) = match &meta.data {
+/// The data a checkpoint records as its origin (the bundled data when it
+/// records none).
+pub fn recorded_data(meta: &checkpoint::Meta) -> Result<PairData> {
+    match &meta.data {
+        Some(info) => PairData::from_origin(&info.origin),
+        None => PairData::bundled(),
+    }
+}
+
+/// The held-out split of the run `meta` describes, rebuilt on `data`, with
+/// a note when it cannot be the run's own (other data, or none recorded).
+pub fn run_split(meta: &checkpoint::Meta, data: &PairData) -> Result<(Split, Option<String>)> {
+    Ok(match &meta.data {
         Some(info) if info.n == data.len() => (Split::new(data.len(), info.val_fraction, info.seed)?, None),
         Some(info) => (
             Split::new(data.len(), info.val_fraction, info.seed)?,
@@ -316,7 +329,24 @@ pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) ->
             Split::new(data.len(), meta.config.train.val_fraction, 0)?,
             Some("the checkpoint records no training data: held-out split of seed 0".to_string()),
         ),
+    })
+}
+
+/// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
+/// of `data`, or of the data it records. Returns the report and a note
+/// when the split is not the one the run held out.
+pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) -> Result<(EvalReport, Option<String>)> {
+    let (model, meta) = checkpoint::load_model(dir, dev)?;
+    let loaded;
+    let data = match data {
+        Some(d) => d,
+        None => {
+            loaded = recorded_data(&meta)?;
+            &loaded
+        }
     };
+    data.check_fits(&meta.config)?;
+    let (split, note) = run_split(&meta, data)?;
     Ok((report(&model, &meta.config, data, &split.train, &split.val)?, note))
 }
 
