@@ -7,23 +7,27 @@
 //! run 16 or 8 lanes wide.
 
 use super::math::gelu_with_derivative;
+use super::uninit::{assume_init, uninit};
 use multiversion::multiversion;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements the work is done on the calling thread.
 const PARALLEL_MIN: usize = 32 * 1024;
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn gelu_block(x: &[f32], y: &mut [f32]) {
+fn gelu_block(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     for (a, b) in x.iter().zip(y.iter_mut()) {
-        *b = gelu_with_derivative(*a).0;
+        b.write(gelu_with_derivative(*a).0);
     }
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn gelu_saving_block(x: &[f32], y: &mut [f32], dy: &mut [f32]) {
+fn gelu_saving_block(x: &[f32], y: &mut [MaybeUninit<f32>], dy: &mut [MaybeUninit<f32>]) {
     for ((a, b), d) in x.iter().zip(y.iter_mut()).zip(dy.iter_mut()) {
-        (*b, *d) = gelu_with_derivative(*a);
+        let (v, dv) = gelu_with_derivative(*a);
+        b.write(v);
+        d.write(dv);
     }
 }
 
@@ -32,7 +36,7 @@ const GELU_PER_TASK: usize = 16 * 1024;
 
 /// GELU(x), elementwise.
 pub fn gelu(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = uninit(x.len());
     if x.len() >= PARALLEL_MIN {
         y.par_chunks_mut(GELU_PER_TASK)
             .zip(x.par_chunks(GELU_PER_TASK))
@@ -40,13 +44,14 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
     } else {
         gelu_block(x, &mut y);
     }
-    y
+    // SAFETY: gelu_block wrote every element.
+    unsafe { assume_init(y) }
 }
 
 /// (GELU(x), GELU'(x)), elementwise.
 pub fn gelu_saving(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let mut y = vec![0.0f32; x.len()];
-    let mut dy = vec![0.0f32; x.len()];
+    let mut y = uninit(x.len());
+    let mut dy = uninit(x.len());
     if x.len() >= PARALLEL_MIN {
         y.par_chunks_mut(GELU_PER_TASK)
             .zip(dy.par_chunks_mut(GELU_PER_TASK))
@@ -55,5 +60,6 @@ pub fn gelu_saving(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     } else {
         gelu_saving_block(x, &mut y, &mut dy);
     }
-    (y, dy)
+    // SAFETY: gelu_saving_block wrote every element of both.
+    unsafe { (assume_init(y), assume_init(dy)) }
 }

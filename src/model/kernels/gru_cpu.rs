@@ -27,8 +27,10 @@
 //! the polynomials of `math.rs` run 16 or 8 lanes wide.
 
 use super::math::{sigmoid, tanh};
+use super::uninit::{assume_init, uninit};
 use multiversion::multiversion;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Rows per parallel task: large enough that a task is tens of
 /// microseconds, small enough to balance 16 tasks of a few thousand rows.
@@ -60,7 +62,15 @@ fn bias_sums(bi: &[f32], bh: &[f32], hd: usize) -> Vec<f32> {
 /// One GRU step over a block of rows; `saved` ([rows, 4H], empty for
 /// inference) receives the gates for the backward.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn forward_block(gx: &[f32], gh: &[f32], h: &[f32], bias: &[f32], out: &mut [f32], saved: &mut [f32], hd: usize) {
+fn forward_block(
+    gx: &[f32],
+    gh: &[f32],
+    h: &[f32],
+    bias: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    saved: &mut [MaybeUninit<f32>],
+    hd: usize,
+) {
     let (b_r, rest) = bias.split_at(hd);
     let (b_z, rest) = rest.split_at(hd);
     let (bi_n, bh_n) = rest.split_at(hd);
@@ -80,7 +90,7 @@ fn forward_block(gx: &[f32], gh: &[f32], h: &[f32], bias: &[f32], out: &mut [f32
                 let r = sigmoid(ar[j] + br[j] + b_r[j]);
                 let z = sigmoid(az[j] + bz[j] + b_z[j]);
                 let n = tanh(an[j] + bi_n[j] + r * (bn[j] + bh_n[j]));
-                o[j] = n + z * (hh[j] - n);
+                o[j].write(n + z * (hh[j] - n));
             }
         } else {
             let s = &mut saved[i * 4 * hd..(i + 1) * 4 * hd];
@@ -92,31 +102,33 @@ fn forward_block(gx: &[f32], gh: &[f32], h: &[f32], bias: &[f32], out: &mut [f32
                 let z = sigmoid(az[j] + bz[j] + b_z[j]);
                 let ghn = bn[j] + bh_n[j];
                 let n = tanh(an[j] + bi_n[j] + r * ghn);
-                o[j] = n + z * (hh[j] - n);
-                sr[j] = r;
-                sz[j] = z;
-                sn[j] = n;
-                sb[j] = ghn;
+                o[j].write(n + z * (hh[j] - n));
+                sr[j].write(r);
+                sz[j].write(z);
+                sn[j].write(n);
+                sb[j].write(ghn);
             }
         }
     }
 }
 
-/// The backward over a block of rows; adds the block's column sums of
-/// d_gx and d_gh (the bias gradients) into `d_bias` ([6H]: d_bi | d_bh).
+/// The backward over a block of rows; adds the block's column sums (the
+/// bias gradients) into `sums` ([4H]: da_r | da_z | da_n | da_n r).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 #[allow(clippy::too_many_arguments)]
 fn backward_block(
     saved: &[f32],
     h: &[f32],
     g: &[f32],
-    d_gx: &mut [f32],
-    d_gh: &mut [f32],
-    d_h: &mut [f32],
-    d_bias: &mut [f32],
+    d_gx: &mut [MaybeUninit<f32>],
+    d_gh: &mut [MaybeUninit<f32>],
+    d_h: &mut [MaybeUninit<f32>],
+    sums: &mut [f32],
     hd: usize,
 ) {
-    let (s_bi, s_bh) = d_bias.split_at_mut(3 * hd);
+    let (sum_r, rest) = sums.split_at_mut(hd);
+    let (sum_z, rest) = rest.split_at_mut(hd);
+    let (sum_nx, sum_nh) = rest.split_at_mut(hd);
     for (((((s, hh), gg), dx), dg), dh) in saved
         .chunks_exact(4 * hd)
         .zip(h.chunks_exact(hd))
@@ -134,22 +146,21 @@ fn backward_block(
         let (gz, gn) = rest.split_at_mut(hd);
         for j in 0..hd {
             let (r, z, n, bn, gj) = (sr[j], sz[j], sn[j], sb[j], gg[j]);
-            dh[j] = gj * z;
+            dh[j].write(gj * z);
             let da_z = gj * (hh[j] - n) * z * (1.0 - z);
             let da_n = gj * (1.0 - z) * (1.0 - n * n);
             let da_r = da_n * bn * r * (1.0 - r);
-            xr[j] = da_r;
-            xz[j] = da_z;
-            xn[j] = da_n;
-            gr[j] = da_r;
-            gz[j] = da_z;
-            gn[j] = da_n * r;
-        }
-        for (acc, v) in s_bi.iter_mut().zip(dx.iter()) {
-            *acc += *v;
-        }
-        for (acc, v) in s_bh.iter_mut().zip(dg.iter()) {
-            *acc += *v;
+            let da_nh = da_n * r;
+            xr[j].write(da_r);
+            xz[j].write(da_z);
+            xn[j].write(da_n);
+            gr[j].write(da_r);
+            gz[j].write(da_z);
+            gn[j].write(da_nh);
+            sum_r[j] += da_r;
+            sum_z[j] += da_z;
+            sum_nx[j] += da_n;
+            sum_nh[j] += da_nh;
         }
     }
 }
@@ -164,14 +175,16 @@ fn parallel(rows: usize, hd: usize) -> bool {
 pub fn gru_forward(x: GruInputs, save: bool) -> (Vec<f32>, Vec<f32>) {
     let hd = x.hd;
     let rows = x.h.len() / hd.max(1);
-    let mut out = vec![0.0f32; rows * hd];
-    let mut saved = vec![0.0f32; if save { rows * 4 * hd } else { 0 }];
+    // Written in full below, so not cleared first (a serial pass saved).
+    let mut out = uninit(rows * hd);
+    let mut saved = uninit(if save { rows * 4 * hd } else { 0 });
     if hd == 0 || rows == 0 {
-        return (out, saved);
+        // SAFETY: empty.
+        return unsafe { (assume_init(out), assume_init(saved)) };
     }
     let bias = bias_sums(x.bi, x.bh, hd);
     let (w3, w1, w4) = (3 * hd * ROWS_PER_TASK, hd * ROWS_PER_TASK, 4 * hd * ROWS_PER_TASK);
-    let block = |t: usize, o: &mut [f32], s: &mut [f32]| {
+    let block = |t: usize, o: &mut [MaybeUninit<f32>], s: &mut [MaybeUninit<f32>]| {
         let (a, b) = (t * w3, t * w3 + 3 * o.len());
         let (c, d) = (t * w1, t * w1 + o.len());
         forward_block(&x.gx[a..b], &x.gh[a..b], &x.h[c..d], &bias, o, s, hd);
@@ -188,7 +201,8 @@ pub fn gru_forward(x: GruInputs, save: bool) -> (Vec<f32>, Vec<f32>) {
             .for_each(|(t, o)| block(t, o, &mut [])),
         (false, _) => block(0, &mut out, &mut saved),
     }
-    (out, saved)
+    // SAFETY: forward_block wrote every row of `out` and, when saving, of `saved`.
+    unsafe { (assume_init(out), assume_init(saved)) }
 }
 
 /// The gradients of one GRU step, from the saved gates, h and the upstream
@@ -203,20 +217,30 @@ pub struct GruGrads {
 
 /// One backward task's outputs: its index, then d_gx, d_gh, d_h and the
 /// bias partial sums of its rows.
-type BlockOut<'a> = (usize, (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a mut [f32]));
+type BlockOut<'a> = (
+    usize,
+    (
+        (
+            (&'a mut [MaybeUninit<f32>], &'a mut [MaybeUninit<f32>]),
+            &'a mut [MaybeUninit<f32>],
+        ),
+        &'a mut [f32],
+    ),
+);
 
 /// The backward of one GRU step. The bias sums are added per block of
 /// rows, then over the blocks in order, so they do not depend on how the
 /// threads shared the work: a run stays deterministic.
 pub fn gru_backward(saved: &[f32], h: &[f32], g: &[f32], hd: usize) -> GruGrads {
     let rows = h.len() / hd.max(1);
-    let mut d_gx = vec![0.0f32; rows * 3 * hd];
-    let mut d_gh = vec![0.0f32; rows * 3 * hd];
-    let mut d_h = vec![0.0f32; rows * hd];
-    let (mut d_bi, mut d_bh) = (vec![0.0f32; 3 * hd], vec![0.0f32; 3 * hd]);
+    // Written in full below, so not cleared first.
+    let mut d_gx = uninit(rows * 3 * hd);
+    let mut d_gh = uninit(rows * 3 * hd);
+    let mut d_h = uninit(rows * hd);
+    let mut sums = vec![0.0f32; 4 * hd];
     if hd > 0 && rows > 0 {
         let (w3, w1, w4) = (3 * hd * ROWS_PER_TASK, hd * ROWS_PER_TASK, 4 * hd * ROWS_PER_TASK);
-        let mut partial = vec![0.0f32; rows.div_ceil(ROWS_PER_TASK) * 6 * hd];
+        let mut partial = vec![0.0f32; rows.div_ceil(ROWS_PER_TASK) * 4 * hd];
         let block = |(t, (((dx, dg), dh), p)): BlockOut| {
             let (a, b) = (t * w4, t * w4 + 4 * dh.len());
             let (c, d) = (t * w1, t * w1 + dh.len());
@@ -226,22 +250,26 @@ pub fn gru_backward(saved: &[f32], h: &[f32], g: &[f32], hd: usize) -> GruGrads 
             d_gx.par_chunks_mut(w3)
                 .zip(d_gh.par_chunks_mut(w3))
                 .zip(d_h.par_chunks_mut(w1))
-                .zip(partial.par_chunks_mut(6 * hd))
+                .zip(partial.par_chunks_mut(4 * hd))
                 .enumerate()
                 .for_each(block);
         } else {
             d_gx.chunks_mut(w3)
                 .zip(d_gh.chunks_mut(w3))
                 .zip(d_h.chunks_mut(w1))
-                .zip(partial.chunks_mut(6 * hd))
+                .zip(partial.chunks_mut(4 * hd))
                 .enumerate()
                 .for_each(block);
         }
-        for p in partial.chunks_exact(6 * hd) {
-            d_bi.iter_mut().zip(&p[..3 * hd]).for_each(|(a, v)| *a += v);
-            d_bh.iter_mut().zip(&p[3 * hd..]).for_each(|(a, v)| *a += v);
+        for p in partial.chunks_exact(4 * hd) {
+            sums.iter_mut().zip(p).for_each(|(a, v)| *a += v);
         }
     }
+    // d_bi = [r | z | n], d_bh = [r | z | n r]: the r and z blocks are shared.
+    let d_bi = [&sums[..2 * hd], &sums[2 * hd..3 * hd]].concat();
+    let d_bh = [&sums[..2 * hd], &sums[3 * hd..]].concat();
+    // SAFETY: backward_block wrote every row of the three buffers.
+    let (d_gx, d_gh, d_h) = unsafe { (assume_init(d_gx), assume_init(d_gh), assume_init(d_h)) };
     GruGrads {
         d_gx,
         d_gh,

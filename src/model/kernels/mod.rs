@@ -19,6 +19,7 @@ mod gru;
 pub mod gru_cpu;
 pub mod math;
 mod matmul;
+mod uninit;
 
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
