@@ -1,9 +1,13 @@
 //! Backend and device selection (Flex on CPU by default, Vulkan with the
-//! `vulkan` feature), seeding, and the few host <-> device conversions the
-//! engine needs.
+//! `vulkan` or `wgpu` cargo feature), the probe that tries a GPU in a child
+//! process first, and the few host <-> device conversions the engine needs.
+//!
+//! Not for choosing kernels or policies per device: that is the model's.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Which compute device a command runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -11,49 +15,183 @@ pub enum DeviceKind {
     /// burn's Flex backend on the CPU.
     #[default]
     Cpu,
-    /// burn's Vulkan (wgpu) backend; needs the `vulkan` cargo feature.
+    /// burn's wgpu backend on Vulkan; needs the `vulkan` cargo feature
+    /// (SPIR-V shaders) or the `wgpu` one (WGSL shaders through naga).
     Vulkan,
 }
 
-/// The device for `kind`. For Vulkan the adapter is probed first, and a
-/// missing adapter (burn panics with "no adapter found") becomes an error.
+/// cubecl's own adapter selector. Setting it is how a user asks for an
+/// adapter explicitly, a software one (`Cpu`) included.
+pub const ADAPTER_VAR: &str = "CUBECL_WGPU_DEFAULT_DEVICE";
+
+/// How long a probe may take: a first kernel compiles in well under a
+/// second on a GPU and in seconds on a software driver; a hung driver must
+/// not hang the command.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The device for `kind`, tried in this process: a driver that crashes
+/// takes the process with it (use [`select_isolated`] where that matters).
+/// A software Vulkan adapter (device type CPU) is refused unless
+/// [`ADAPTER_VAR`] is set; no adapter, a failing first kernel or a wrong
+/// result become an error.
 pub fn select(kind: DeviceKind) -> Result<Device> {
     match kind {
         DeviceKind::Cpu => Ok(Device::flex()),
-        DeviceKind::Vulkan => vulkan(),
+        DeviceKind::Vulkan => gpu::vulkan(),
     }
 }
 
-#[cfg(feature = "vulkan")]
-fn vulkan() -> Result<Device> {
-    use burn::tensor::DeviceKind as Dk;
-    // burn panics inside the first tensor op when no adapter exists; probe
-    // with one tiny op under catch_unwind and turn the panic into an error.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let probe = std::panic::catch_unwind(|| {
-        let device = Device::vulkan(Dk::default());
-        let t = Tensor::<1>::from_floats([1.0f32, 2.0], &device);
-        let v: f32 = t.sum().into_scalar();
-        (device, v)
+/// [`select`], after `probe` has done the same selection in a child
+/// process and exited 0. Drivers have crashed the process inside their
+/// shader compiler (Mesa's lavapipe on cubecl's SPIR-V: a segmentation
+/// fault no `catch_unwind` sees); in the child such a death becomes an
+/// error. `probe` must run `select(kind)` and exit non-zero with one line
+/// on stderr when it fails (the binary's hidden `probe-device` command).
+/// The CPU, and a build without a GPU backend, need no probe.
+pub fn select_isolated(kind: DeviceKind, probe: Command) -> Result<Device> {
+    if kind != DeviceKind::Cpu && gpu::BUILT {
+        run_probe(probe, PROBE_TIMEOUT).map_err(|e| match e {
+            Error::Input(m) => Error::input(format!("--device vulkan: {m}")),
+            other => other,
+        })?;
+    }
+    select(kind)
+}
+
+/// Runs `probe` to its end (killing it after `timeout`): Ok on exit 0,
+/// else an error quoting the last line it wrote on stderr, or naming the
+/// signal that killed it. Its whole stderr goes into the detail.
+pub fn run_probe(mut probe: Command, timeout: Duration) -> Result<()> {
+    use wait_timeout::ChildExt;
+    let mut child = probe
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Internal(format!("starting the device probe {probe:?}: {e}")))?;
+    // Read while it runs so a chatty driver cannot fill the pipe and stall it.
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
     });
-    std::panic::set_hook(hook);
-    match probe {
-        Ok((device, v)) if v == 3.0 => Ok(device),
-        Ok(_) => Err(Error::input(
-            "--device vulkan: the Vulkan adapter computed a wrong result in a probe",
+    let waited = child.wait_timeout(timeout);
+    let status = match waited {
+        Ok(Some(status)) => status,
+        Ok(None) | Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::input(format!(
+                "the device probe did not finish within {timeout:?} (a hung driver?)"
+            )));
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let e = match status.code() {
+        // It refused, in its own words (the binary's "energyflow: error: ...").
+        Some(_) => {
+            let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+            let said = last.strip_prefix("energyflow: error: ").unwrap_or(last);
+            let said = said.strip_prefix("--device vulkan: ").unwrap_or(said);
+            Error::input(if said.is_empty() {
+                format!("the device probe failed ({status})")
+            } else {
+                one_line(said)
+            })
+        }
+        // Killed by a signal: the driver crashed.
+        None => Error::input(format!(
+            "the graphics driver crashed in the device probe ({status}); run with --device cpu"
         )),
-        Err(_) => Err(Error::input(
-            "--device vulkan: no usable Vulkan adapter found on this machine",
-        )),
+    };
+    Err(if text.trim().is_empty() {
+        e
+    } else {
+        e.with_detail(text.trim())
+    })
+}
+
+#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+mod gpu {
+    use super::{ADAPTER_VAR, Device, Error, Result, Tensor, one_line};
+    use burn::tensor::wgpu::{WgpuBackend, wgpu::DeviceType};
+    use std::sync::OnceLock;
+
+    pub const BUILT: bool = true;
+
+    /// The Vulkan device, opened once per process (burn registers a
+    /// runtime once; a second registration is an error).
+    pub fn vulkan() -> Result<Device> {
+        static OPENED: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+        OPENED
+            .get_or_init(open)
+            .clone()
+            .map_err(|m| Error::input(format!("--device vulkan: {m}")))
+    }
+
+    fn open() -> std::result::Result<Device, String> {
+        let (device, setup) = Device::wgpu_options()
+            .graphics_api(WgpuBackend::Vulkan)
+            .init_with_setup()
+            .map_err(|e| {
+                format!(
+                    "no usable Vulkan adapter found on this machine ({})",
+                    one_line(&e.to_string())
+                )
+            })?;
+        let info = setup.adapter.get_info();
+        // wgpu prefers a hardware adapter, so a CPU one here means there is
+        // no other. It is far slower than the Flex backend and some drivers
+        // crash on cubecl's shaders: used only when asked for by name.
+        if info.device_type == DeviceType::Cpu && std::env::var_os(ADAPTER_VAR).is_none() {
+            return Err(format!(
+                "the only Vulkan adapter is a software one ({}, {}), slower than --device cpu; \
+                 set {ADAPTER_VAR}=Cpu to use it anyway",
+                info.name, info.driver_info
+            ));
+        }
+        probe(&device)?;
+        Ok(device)
+    }
+
+    /// A first reduction and matmul: burn panics inside a first op when the
+    /// adapter cannot run it; the panic becomes an error.
+    fn probe(device: &Device) -> std::result::Result<(), String> {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(|| {
+            let a = Tensor::<2>::from_floats([[1.0f32, 2.0]], device);
+            let b = Tensor::<2>::from_floats([[3.0f32], [4.0]], device);
+            let sum: f32 = a.clone().sum().into_scalar();
+            let dot: f32 = a.matmul(b).sum().into_scalar();
+            (sum, dot)
+        });
+        std::panic::set_hook(hook);
+        match result {
+            Ok((3.0, 11.0)) => Ok(()),
+            Ok(got) => Err(format!(
+                "the Vulkan adapter computed a wrong result in a probe ({got:?})"
+            )),
+            Err(_) => Err("the Vulkan adapter failed to run a first kernel".to_string()),
+        }
     }
 }
 
-#[cfg(not(feature = "vulkan"))]
-fn vulkan() -> Result<Device> {
-    Err(Error::input(
-        "--device vulkan: this binary was built without the `vulkan` feature (cargo build --release --features vulkan)",
-    ))
+#[cfg(not(any(feature = "vulkan", feature = "wgpu")))]
+mod gpu {
+    use super::{Device, Error, Result};
+
+    pub const BUILT: bool = false;
+
+    pub fn vulkan() -> Result<Device> {
+        Err(Error::input(
+            "--device vulkan: this binary was built without the `vulkan` feature (cargo build --release --features vulkan)",
+        ))
+    }
 }
 
 /// A float tensor [rows, cols] from host data.
@@ -80,4 +218,53 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Internal(format!("reading a tensor back: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    #[test]
+    fn a_probe_that_exits_0_passes() {
+        run_probe(sh("exit 0"), PROBE_TIMEOUT).unwrap();
+    }
+
+    #[test]
+    fn a_refusing_probe_is_quoted_in_one_line_with_its_stderr_as_detail() {
+        let e = run_probe(
+            sh("echo 'driver noise' >&2; echo 'energyflow: error: --device vulkan: no adapter here' >&2; exit 2"),
+            PROBE_TIMEOUT,
+        )
+        .unwrap_err();
+        assert!(e.is_user());
+        assert_eq!(e.to_string(), "no adapter here");
+        assert!(e.detail().unwrap().contains("driver noise"));
+    }
+
+    #[test]
+    fn a_probe_killed_by_a_segfault_becomes_a_one_line_user_error() {
+        let e = run_probe(sh("kill -SEGV $$"), PROBE_TIMEOUT).unwrap_err();
+        let m = e.to_string();
+        assert!(e.is_user());
+        assert!(m.contains("crashed") && m.contains("SIGSEGV"), "{m}");
+        assert_eq!(m.lines().count(), 1, "{m}");
+    }
+
+    #[test]
+    fn a_hung_probe_is_killed_at_the_timeout() {
+        let e = run_probe(sh("exec sleep 30"), Duration::from_millis(200)).unwrap_err();
+        assert!(e.to_string().contains("did not finish within 200ms"), "{e}");
+    }
+
+    #[test]
+    fn the_cpu_needs_no_probe() {
+        // A probe that would fail is never run for the CPU.
+        select_isolated(DeviceKind::Cpu, sh("exit 3")).unwrap();
+    }
 }

@@ -62,6 +62,9 @@ enum Command {
     Plot(cli::plot::PlotArgs),
     /// Pictures of one forward per row: energies, surface, flow paths, steps, density.
     Inspect(cli::inspect::InspectArgs),
+    /// Tries a device and exits (what every --device does first, in a child process).
+    #[command(hide = true)]
+    ProbeDevice(cli::probe::ProbeArgs),
 }
 
 fn dispatch(command: &Command) -> energyflow::Result<()> {
@@ -74,6 +77,7 @@ fn dispatch(command: &Command) -> energyflow::Result<()> {
         Command::Data(a) => cli::data::run(a),
         Command::Plot(a) => cli::plot::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::ProbeDevice(a) => cli::probe::run(a),
     }
 }
 

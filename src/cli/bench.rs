@@ -4,7 +4,7 @@
 use super::{ConfigArgs, print_json};
 use energyflow::bench;
 use energyflow::config::Preset;
-use energyflow::device::{self, DeviceKind};
+use energyflow::device::DeviceKind;
 use energyflow::error::{Error, Result};
 
 #[derive(clap::Args, Debug)]
@@ -70,13 +70,13 @@ pub struct CollectArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Collect(a) => {
-            let dev = device::select(a.device)?;
+            let dev = super::select_device(a.device)?;
             let r = bench::bench_collect(a.flows, a.samples, a.preset, a.runs, a.naive_limit, &dev)?;
             show(&r, a.json)
         }
         BenchWhat::Step(a) => {
             let cfg = a.config.source().load()?.config;
-            let dev = device::select(a.device)?;
+            let dev = super::select_device(a.device)?;
             let name = a.config.preset.unwrap_or_default().name();
             show(&bench::bench_step(cfg, name, a.batch, a.runs, a.warmup, &dev)?, a.json)
         }

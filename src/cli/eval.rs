@@ -2,7 +2,7 @@
 //! identity and linear (ridge) baselines (`train::eval`).
 
 use super::print_json;
-use energyflow::device::{self, DeviceKind};
+use energyflow::device::DeviceKind;
 use energyflow::error::Result;
 use energyflow::train::PairData;
 use energyflow::train::eval::{EvalReport, evaluate_checkpoint};
@@ -36,7 +36,7 @@ fn print_table(r: &EvalReport) {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let dev = device::select(args.device)?;
+    let dev = super::select_device(args.device)?;
     let data = args.data.as_deref().map(PairData::load).transpose()?;
     let (r, note) = evaluate_checkpoint(&args.checkpoint, data.as_ref(), &dev)?;
     if let Some(n) = note {

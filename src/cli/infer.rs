@@ -4,7 +4,7 @@
 use super::{ConfigArgs, print_json};
 use energyflow::checkpoint;
 use energyflow::config::resources::{self, Purpose};
-use energyflow::device::{self, DeviceKind};
+use energyflow::device::DeviceKind;
 use energyflow::error::{Error, Result};
 use energyflow::io::{Read, StoreDtype, check_output, load_matrix, save_matrices};
 use energyflow::model::{EnergyFlowModel, infer_batches};
@@ -34,7 +34,7 @@ pub struct InferArgs {
 }
 
 pub fn run(args: &InferArgs) -> Result<()> {
-    let dev = device::select(args.device)?;
+    let dev = super::select_device(args.device)?;
     let mut reads = vec![Read {
         label: "--input",
         path: &args.input,

@@ -3,7 +3,7 @@
 //! PNG pictures with inspect.json and an index.html (`viz::inspect`);
 //! prints the paths.
 
-use energyflow::device::{self, DeviceKind};
+use energyflow::device::DeviceKind;
 use energyflow::error::Result;
 use energyflow::viz::inspect::{self, InspectRequest};
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| inspect::default_dir(&args.checkpoint)),
     };
-    let dev = device::select(args.device)?;
+    let dev = super::select_device(args.device)?;
     let done = inspect::inspect(&req, &dev)?;
     for note in &done.notes {
         eprintln!("energyflow inspect: {note}");

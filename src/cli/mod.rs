@@ -12,11 +12,16 @@ pub mod eval;
 pub mod infer;
 pub mod inspect;
 pub mod plot;
+pub mod probe;
 pub mod train;
 
+use burn::tensor::Device;
+use clap::ValueEnum;
 use energyflow::config::{ConfigSource, Preset};
+use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
 use std::path::PathBuf;
+use std::process::Command;
 
 /// Options shared by every command that builds a model config.
 #[derive(clap::Args, Debug, Clone)]
@@ -45,4 +50,18 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
         serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))?
     );
     Ok(())
+}
+
+/// The device for `--device`, tried first in a child process running the
+/// hidden `probe-device` command of this same binary (see
+/// `device::select_isolated`).
+pub fn select_device(kind: DeviceKind) -> Result<Device> {
+    let exe = std::env::current_exe().map_err(|e| Error::Internal(format!("finding this program's path: {e}")))?;
+    let mut probe = Command::new(exe);
+    probe.args([
+        "probe-device",
+        "--device",
+        kind.to_possible_value().expect("no skipped variant").get_name(),
+    ]);
+    device::select_isolated(kind, probe)
 }

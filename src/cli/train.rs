@@ -6,7 +6,7 @@
 
 use super::{ConfigArgs, print_json};
 use energyflow::config::LossKind;
-use energyflow::device::{self, DeviceKind};
+use energyflow::device::DeviceKind;
 use energyflow::error::{Error, Result};
 use energyflow::train::metrics::Record;
 use energyflow::train::{DataChoice, Event, Run, RunRequest, RunStop, Start};
@@ -84,7 +84,7 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let dev = device::select(args.device)?;
+    let dev = super::select_device(args.device)?;
     let mut run = Run::open(&args.request(), &dev)?;
     for note in &run.notes {
         eprintln!("energyflow train: {note}");

@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorData, Tensor
 use burn::tensor::Tensor;
 
 /// GELU(x) = x Phi(x), elementwise.
-#[backend_extension(Flex, Cube: cfg(feature = "vulkan"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
 pub trait GeluOps: Backend {
     /// GELU(x).
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -81,7 +81,7 @@ impl GeluOps for Flex {
     }
 }
 
-#[cfg(feature = "vulkan")]
+#[cfg(any(feature = "vulkan", feature = "wgpu"))]
 impl GeluOps for burn::backend::Cube {}
 
 #[derive(Debug)]

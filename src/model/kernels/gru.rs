@@ -26,7 +26,7 @@ use burn::tensor::activation::sigmoid;
 
 /// One reset-after GRU step from its two products. `gx` = x W_i, `gh` =
 /// h W_h: [N, 3H] (gate blocks r | z | n); `h`: [N, H]; `bi`, `bh`: [3H].
-#[backend_extension(Flex, Cube: cfg(feature = "vulkan"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
 pub trait GruOps: Backend {
     /// h' [N, H] (no autodiff state).
     fn gru_cell(
@@ -227,7 +227,7 @@ impl GruOps for Flex {
 }
 
 // Vulkan: the composed default bodies (no kernel of our own on the GPU).
-#[cfg(feature = "vulkan")]
+#[cfg(any(feature = "vulkan", feature = "wgpu"))]
 impl GruOps for burn::backend::Cube {}
 
 /// The cell's backward: the gradient of h' into gx, gh, h and the biases.

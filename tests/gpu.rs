@@ -1,0 +1,253 @@
+//! The GPU code path (built with `--features vulkan` or `--features wgpu`)
+//! against the CPU backend: the fused kernels' composed GPU bodies, a
+//! whole forward pass, a few training steps, the collection against the
+//! naive oracle, and the CLI on `--device vulkan`. Without a GPU feature
+//! this file is empty. scripts/gpu-tests.sh runs it on Mesa's software
+//! Vulkan driver (lavapipe, selected with CUBECL_WGPU_DEFAULT_DEVICE=Cpu).
+//!
+//! The device is opened after the binary's probe has succeeded in a child
+//! process, so a driver that crashes fails these tests instead of killing
+//! the test process.
+#![cfg(any(feature = "vulkan", feature = "wgpu"))]
+
+mod common;
+
+use burn::tensor::{Device, Tensor};
+use energyflow::config::{EnergyConfig, Preset};
+use energyflow::device::{self, ADAPTER_VAR, DeviceKind};
+use energyflow::flow::naive::{collect_naive, collect_reference_f64};
+use energyflow::flow::{Aggregator, CompletedMeta};
+use energyflow::model::kernels::{gelu, gru_cell, gru_cell_composed, matmul};
+use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use energyflow::train::{PairData, Trainer};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The Vulkan device (probed in a child process once); fails, never skips.
+fn gpu() -> Device {
+    static GPU: OnceLock<Result<Device, String>> = OnceLock::new();
+    let opened = GPU.get_or_init(|| {
+        let mut probe = Command::new(env!("CARGO_BIN_EXE_energyflow"));
+        probe.args(["probe-device", "--device", "vulkan"]);
+        device::select_isolated(DeviceKind::Vulkan, probe).map_err(|e| e.to_string())
+    });
+    opened.clone().unwrap_or_else(|e| {
+        panic!("{e} (a software adapter runs these tests with {ADAPTER_VAR}=Cpu; see scripts/gpu-tests.sh)")
+    })
+}
+
+fn values(n: usize, seed: f32) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.618 + seed).sin() * 2.5).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    device::to_vec(t).unwrap()
+}
+
+/// The same small lattice as tests/train.rs: seconds even on a software driver.
+fn tiny_config(dim: usize) -> EnergyConfig {
+    let mut c = EnergyConfig::preset(Preset::Debug);
+    c.model.lattice_width = 5;
+    c.model.lattice_height = 4;
+    c.flow.lattice_depth = 4;
+    c.train.batch_size = 4;
+    c.model.input_embedding_dim = dim;
+    c.model.output_embedding_dim = dim;
+    c.model.mapper_hidden = Some(32);
+    c.model.neuron_hidden_dim = 8;
+    c.model.neuron_output_dim = 8;
+    c.model.carrier_hidden_dim = 16;
+    c.model.carrier_layers = 2;
+    c.flow.max_active_flows = 400;
+    c.flow.spawn_movement_threshold = 0.2;
+    c.train.warmup_steps = 3;
+    c.train.planned_steps = None;
+    c.train.samples_per_pass = None;
+    c.validate().unwrap();
+    c
+}
+
+#[test]
+fn fused_kernels_on_the_gpu_equal_the_cpu_within_1e5() {
+    let (gpu, cpu) = (gpu(), Device::flex());
+    for (rows, hd) in [(1, 1), (5, 3), (33, 17)] {
+        let m = |n: usize, cols: usize, seed: f32, dev: &Device| device::matrix(values(n * cols, seed), n, cols, dev);
+        let v = |n: usize, seed: f32, dev: &Device| device::vector(values(n, seed), dev) * 0.3;
+        let cell = |dev: &Device| {
+            let (gx, gh, h) = (
+                m(rows, 3 * hd, 0.1, dev),
+                m(rows, 3 * hd, 1.7, dev),
+                m(rows, hd, 2.9, dev) * 0.4,
+            );
+            let (bi, bh) = (v(3 * hd, 0.5, dev), v(3 * hd, 1.1, dev));
+            let composed = gru_cell_composed(
+                gx.clone() + bi.clone().unsqueeze(),
+                gh.clone() + bh.clone().unsqueeze(),
+                h.clone(),
+            );
+            (gru_cell(gx, gh, h, bi, bh), composed)
+        };
+        let (g_fused, g_composed) = cell(&gpu);
+        let (c_fused, _) = cell(&cpu);
+        let c = host(c_fused);
+        assert!(max_diff(&host(g_fused), &c) <= 1e-5, "gru, rows {rows}, hd {hd}");
+        assert!(
+            max_diff(&host(g_composed), &c) <= 1e-5,
+            "composed gru, rows {rows}, hd {hd}"
+        );
+        let d = max_diff(
+            &host(gelu(m(rows, hd, 0.3, &gpu), true)),
+            &host(gelu(m(rows, hd, 0.3, &cpu), true)),
+        );
+        assert!(d <= 1e-5, "gelu, rows {rows}, hd {hd}: {d}");
+        let product = |dev: &Device| host(matmul(m(rows, hd + 2, 0.7, dev), m(hd + 2, 2 * hd, 1.3, dev)));
+        let d = max_diff(&product(&gpu), &product(&cpu));
+        assert!(d <= 1e-4, "matmul, rows {rows}, hd {hd}: {d}");
+    }
+}
+
+#[test]
+fn forward_on_the_gpu_equals_the_cpu() {
+    let cfg = tiny_config(8);
+    let input: Vec<f32> = (0..3 * 8).map(|i| ((i as f32) * 0.173).sin() * 0.5).collect();
+    let run = |dev: &Device| {
+        let model = EnergyFlowModel::new(&cfg.model, dev, 1);
+        let x = device::matrix(input.clone(), 3, 8, dev);
+        let out = model
+            .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+            .unwrap();
+        (host(out.output), host(out.surface), out.stats)
+    };
+    let (g_out, g_surface, g_stats) = run(&gpu());
+    let (c_out, c_surface, c_stats) = run(&Device::flex());
+    assert!(c_out.iter().all(|v| v.is_finite()));
+    // The flows' paths are decided on the host from device values; they
+    // agree when the values agree, so the counters must match exactly.
+    assert_eq!(g_stats.flows_created, c_stats.flows_created);
+    assert_eq!(g_stats.completed(), c_stats.completed());
+    assert_eq!(g_stats.propagation_steps, c_stats.propagation_steps);
+    assert!(max_diff(&g_surface, &c_surface) <= 1e-4, "surface");
+    assert!(max_diff(&g_out, &c_out) <= 1e-4, "output");
+}
+
+#[test]
+fn three_training_steps_on_the_gpu_follow_the_cpu() {
+    let cfg = tiny_config(6);
+    let data = PairData::synthetic_rotation(24, 6, 4);
+    let steps = |dev: &Device| {
+        let mut t = Trainer::new(cfg.clone(), &data, 3, dev).unwrap();
+        (0..3).map(|_| t.train_step(&data).unwrap()).collect::<Vec<_>>()
+    };
+    let (g, c) = (steps(&gpu()), steps(&Device::flex()));
+    for (k, (g, c)) in g.iter().zip(&c).enumerate() {
+        assert!(!g.skipped && g.loss.is_finite() && g.grad_norm > 0.0, "step {k}: {g:?}");
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-3 * c.loss.abs().max(1.0),
+            "step {k}: loss {} vs {}",
+            g.loss,
+            c.loss
+        );
+        assert!(
+            (g.grad_norm - c.grad_norm).abs() <= 1e-2 * c.grad_norm.max(1.0),
+            "step {k}: grad norm {} vs {}",
+            g.grad_norm,
+            c.grad_norm
+        );
+    }
+}
+
+#[test]
+fn collection_on_the_gpu_equals_the_naive_oracle() {
+    // 3 samples x 6 cells, 50 flows of mixed samples, cells, steps and planes.
+    let (n, n_keys) = (50usize, 18usize);
+    let mut meta = CompletedMeta::default();
+    for i in 0..n {
+        meta.push(
+            ((i * 7) % n_keys) as u32,
+            ((i * 5) % 12) as u32,
+            if i % 3 == 0 { 1.0 } else { -1.0 },
+        );
+    }
+    let energy: Vec<f32> = (0..n)
+        .map(|i| ((i as f32 * 0.71).sin() * 0.9).clamp(-1.0, 1.0))
+        .collect();
+    let upstream: Vec<f32> = (0..n_keys).map(|i| (i as f32 * 0.37).sin()).collect();
+    let value_and_grad = |dev: &Device, naive: bool| {
+        let e = device::vector(energy.clone(), dev).require_grad();
+        let surface = if naive {
+            collect_naive(e.clone(), &meta, n_keys)
+        } else {
+            Aggregator::new().collect(e.clone(), &meta, n_keys).unwrap().0
+        };
+        let grads = (surface.clone() * device::vector(upstream.clone(), dev))
+            .sum()
+            .backward();
+        (host(surface.inner()), host(e.grad(&grads).unwrap()))
+    };
+    let (v_gpu, g_gpu) = value_and_grad(&gpu().autodiff(), false);
+    let (v_naive, g_naive) = value_and_grad(&Device::flex().autodiff(), true);
+    let reference = collect_reference_f64(&energy, &meta, n_keys);
+    for k in 0..n_keys {
+        assert!(
+            (v_gpu[k] as f64 - reference[k]).abs() < 1e-5,
+            "value {k}: {} vs {}",
+            v_gpu[k],
+            reference[k]
+        );
+        assert!((v_gpu[k] - v_naive[k]).abs() < 1e-5, "value {k}");
+    }
+    assert!(max_diff(&g_gpu, &g_naive) < 1e-5, "gradients");
+}
+
+#[test]
+fn bench_collect_on_vulkan_answers_and_never_crashes() {
+    let out = common::energyflow(&[
+        "bench",
+        "collect",
+        "--flows",
+        "3200",
+        "--samples",
+        "8",
+        "--preset",
+        "debug",
+        "--runs",
+        "2",
+        "--device",
+        "vulkan",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object(), "{v}");
+}
+
+/// Without a selector, a software adapter is refused in one line (on a
+/// machine with a hardware GPU the command runs instead); never a crash.
+#[test]
+fn a_software_adapter_is_refused_unless_asked_for() {
+    let out = Command::new(env!("CARGO_BIN_EXE_energyflow"))
+        .args([
+            "bench",
+            "collect",
+            "--flows",
+            "100",
+            "--samples",
+            "1",
+            "--runs",
+            "1",
+            "--device",
+            "vulkan",
+        ])
+        .env_remove(ADAPTER_VAR)
+        .output()
+        .unwrap();
+    if out.status.code() != Some(0) {
+        common::assert_refused(&out, "software");
+    }
+}
