@@ -14,9 +14,12 @@ Each config file is a normal `--config` TOML; extra `train` flags go in
 Results are appended to OUT/results.jsonl (one line per run); a run whose
 line is already there is skipped, so the study can be resumed. Then
 
+    python3 scripts/quality_study.py --lesions --out OUT      # adds eval --lesion figures
     python3 scripts/quality_study.py --report OUT/results.jsonl
+    python3 scripts/quality_study.py --summary OUT/results.jsonl
 
-prints the markdown table docs/QUALITY.md holds.
+print the markdown tables docs/QUALITY.md holds (every run; the mean per
+config over its seeds).
 """
 import argparse
 import json
@@ -73,17 +76,67 @@ def run_one(binary, config, seed, out_dir):
     }
 
 
+def thin(curve, k=8):
+    """At most k points of a learning curve, evenly spread, with the last."""
+    if len(curve) <= k:
+        return curve
+    idx = sorted({round(i * (len(curve) - 1) / (k - 1)) for i in range(k)})
+    return [curve[i] for i in idx]
+
+
 def report(path):
     rows = [json.loads(line) for line in open(path)]
-    print("| config | seed | steps | wall s | held-out cosine | identity | ridge | curve (step: cosine) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| config | seed | steps | wall s | held-out cosine | shuffled samples | identity | ridge | curve (step: cosine) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         if "error" in r:
-            print(f"| {r['config']} | {r['seed']} | | | error: {r['error']} | | | |")
+            print(f"| {r['config']} | {r['seed']} | | | error: {r['error']} | | | | |")
             continue
-        c = ", ".join(f"{s}: {v:.3f}" for s, v, _ in r["curve"])
-        print(f"| {r['config']} | {r['seed']} | {r['steps']} | {r['wall_s']} | {r['cosine']:.4f} | "
+        c = ", ".join(f"{s}: {v:.3f}" for s, v, _ in thin(r["curve"]))
+        lesion = r.get("lesions", {}).get("shuffle-samples")
+        lesion = f"{lesion:.4f}" if lesion is not None else ""
+        print(f"| {r['config']} | {r['seed']} | {r['steps']} | {r['wall_s']} | {r['cosine']:.4f} | {lesion} | "
               f"{r['identity_cosine']} | {r['linear_cosine']} | {c} |")
+
+
+def summary(path):
+    """One line per config: the mean over its seeds, and the mean margin
+    over each seed's own ridge baseline (the split depends on the seed)."""
+    groups = {}
+    for line in open(path):
+        r = json.loads(line)
+        if "error" not in r:
+            groups.setdefault(r["config"], []).append(r)
+    print("| config | seeds | mean held-out cosine | min..max | mean - ridge | mean - identity | mean wall s |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for name, rs in groups.items():
+        cos = [r["cosine"] for r in rs]
+        mean = sum(cos) / len(cos)
+        ridge = sum(r["cosine"] - r["linear_cosine"] for r in rs) / len(rs)
+        ident = sum(r["cosine"] - (r["identity_cosine"] or 0) for r in rs) / len(rs)
+        wall = sum(r["wall_s"] for r in rs) / len(rs)
+        print(f"| {name} | {len(rs)} | {mean:.4f} | {min(cos):.4f}..{max(cos):.4f} | {ridge:+.4f} | {ident:+.4f} | {wall:.0f} |")
+
+
+def add_lesions(binary, out_dir, results):
+    """Evaluates each recorded run's best/ with the lesions and stores the
+    held-out cosines in its line (runs that have them are skipped)."""
+    rows = [json.loads(line) for line in open(results)]
+    for r in rows:
+        if "error" in r or "lesions" in r:
+            continue
+        run_dir = os.path.join(out_dir, f"{r['config']}-s{r['seed']}")
+        r["lesions"] = {}
+        for lesion in ("shuffle-cells", "shuffle-samples"):
+            p = subprocess.run([binary, "eval", "--checkpoint", run_dir, "--json", "--lesion", lesion],
+                               capture_output=True, text=True)
+            if p.returncode == 0:
+                r["lesions"][lesion] = round(json.loads(p.stdout.strip().splitlines()[-1])["cosine"], 4)
+        print(json.dumps({"config": r["config"], "seed": r["seed"], "lesions": r["lesions"]}), flush=True)
+    tmp = results + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(tmp, results)
 
 
 def main():
@@ -93,9 +146,18 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "study"))
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "energyflow"))
     p.add_argument("--report", help="print the table of a results.jsonl and exit")
+    p.add_argument("--summary", help="print the per-config means of a results.jsonl and exit")
+    p.add_argument("--lesions", action="store_true",
+                   help="evaluate every run of OUT/results.jsonl with the lesions (eval --lesion) and record them")
     a = p.parse_args()
     if a.report:
         report(a.report)
+        return 0
+    if a.summary:
+        summary(a.summary)
+        return 0
+    if a.lesions:
+        add_lesions(a.binary, a.out, os.path.join(a.out, "results.jsonl"))
         return 0
     os.makedirs(a.out, exist_ok=True)
     results = os.path.join(a.out, "results.jsonl")

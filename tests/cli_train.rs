@@ -123,6 +123,18 @@ fn train_resume_and_eval_end_to_end() {
     assert_eq!(e["n"], 4);
     // identity and linear baselines are real numbers on this task.
     assert!(e["linear_cosine"].as_f64().unwrap() > 0.3);
+
+    // A lesion changes the model's figures, in the same format, and leaves
+    // the baselines alone; an unknown lesion is refused.
+    for lesion in ["shuffle-cells", "shuffle-samples"] {
+        let out = energyflow(&["eval", "--checkpoint", s(&st.out), "--json", "--lesion", lesion]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let l = eval_line(&out);
+        assert_ne!(l["cosine"], e["cosine"], "{lesion}");
+        assert_eq!((&l["n"], &l["linear_cosine"]), (&e["n"], &e["linear_cosine"]));
+    }
+    let out = energyflow(&["eval", "--checkpoint", s(&st.out), "--lesion", "everything"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

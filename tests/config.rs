@@ -1,7 +1,7 @@
 //! Every class of bad config value is refused with a message naming the
 //! field, the value and the allowed range; never a panic.
 
-use energyflow::config::{EnergyConfig, Preset};
+use energyflow::config::{EnergyConfig, Part, Preset};
 
 fn refused(toml: &str) -> String {
     EnergyConfig::from_toml_str(toml, Preset::Debug, "bad.toml")
@@ -65,6 +65,10 @@ fn bad_values_are_refused_with_field_value_and_range() {
         ("[train]\nepochs = 0", "train.epochs", "0"),
         ("[train]\nval_fraction = 1.0", "train.val_fraction", "1"),
         ("[train]\nlambda_cos = -1.0", "train.lambda_cos", "-1"),
+        ("[train]\nmse_weight = -1.0", "train.mse_weight", "-1"),
+        ("[train]\ndropout_scale = 10.0", "train.dropout_scale", "10"),
+        ("[train]\ndropout_scale = -0.5", "train.dropout_scale", "-0.5"),
+        ("[train]\nvalidate_every_steps = 0", "train.validate_every_steps", "0"),
         ("[train]\nsamples_per_pass = 0", "train.samples_per_pass", "0"),
         ("[train]\nplanned_steps = 0", "train.planned_steps", "0"),
         (
@@ -147,9 +151,51 @@ fn the_memory_estimate_counts_the_parameters_of_a_built_model() {
     small.model.carrier_layers = 3;
     small.model.neuron_hidden_dim = 5;
     small.model.neuron_output_dim = 4;
-    for cfg in [small, EnergyConfig::preset(Preset::Debug)] {
+    let mut plain = small.clone();
+    plain.model.mapper_layer_norm = false;
+    for cfg in [small, plain, EnergyConfig::preset(Preset::Debug)] {
         let model = energyflow::EnergyFlowModel::new(&cfg.model, &burn::tensor::Device::flex(), 0);
         let counted: f64 = parameter_counts(&cfg).iter().sum();
         assert_eq!(counted as usize, model.num_params());
+    }
+}
+
+#[test]
+fn study_knobs_default_to_the_reference_and_are_checked() {
+    // Defaults: MSE + cosine, every dropout at its rate, validation at
+    // epoch ends only, nothing frozen; an old config without the keys
+    // reads the same.
+    let c = EnergyConfig::preset(Preset::Debug);
+    assert_eq!(c.train.mse_weight, 1.0);
+    assert_eq!(c.train.dropout_scale, 1.0);
+    assert_eq!(c.train.validate_every_steps, None);
+    assert!(c.train.frozen.is_empty());
+    let (c, keys) = EnergyConfig::from_toml_str(
+        "[train]\nmse_weight = 0.0\ndropout_scale = 0.0\nvalidate_every_steps = 20\nfrozen = [\"carrier\", \"neuron\"]\n",
+        Preset::Debug,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!((c.train.mse_weight, c.train.dropout_scale), (0.0, 0.0));
+    assert_eq!(c.train.validate_every_steps, Some(20));
+    assert_eq!(c.train.frozen, vec![Part::Carrier, Part::Neuron]);
+
+    let msg = refused("[train]\nfrozen = [\"lattice\"]");
+    assert!(msg.contains("lattice") && msg.contains("carrier"), "{msg}");
+    let msg = refused("[train]\nfrozen = [\"carrier\", \"carrier\"]");
+    assert!(msg.contains("train.frozen") && msg.contains("twice"), "{msg}");
+    let msg = refused("[train]\nfrozen = [\"mapper\", \"neuron\", \"carrier\", \"collector\"]");
+    assert!(
+        msg.contains("train.frozen") && msg.contains("nothing would be trained"),
+        "{msg}"
+    );
+    let msg = refused("[train]\nmse_weight = 0.0\nlambda_cos = 0.0");
+    assert!(msg.contains("train.mse_weight") && msg.contains("lambda_cos"), "{msg}");
+    for m in [
+        refused("[train]\nfrozen = [\"lattice\"]"),
+        refused("[train]\nfrozen = 3"),
+    ] {
+        assert_eq!(m.lines().count(), 1, "{m}");
     }
 }

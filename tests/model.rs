@@ -54,6 +54,7 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
         training: true,
         displacement_scale: 1.0,
         noise_seed: 9,
+        lesion: None,
     };
     let out = model.forward(&cfg, x, &mut ws, &opts).unwrap();
     let s = &out.stats;

@@ -3,8 +3,9 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
-use energyflow::config::{EnergyConfig, Preset};
+use energyflow::config::{EnergyConfig, Part, Preset};
 use energyflow::io::Matrix;
+use energyflow::train::metrics::{Record, StepRecord, read_records};
 use energyflow::train::{PairData, Run, RunStop, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -235,27 +236,13 @@ fn surface_loss_keeps_the_input_mapper_frozen() {
         .train(Some(3), &AtomicBool::new(false), &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (3, 0));
-    let read = |dir: &Path| {
-        let meta = checkpoint::read_meta(dir).unwrap();
-        std::fs::read(dir.join(meta.weights)).unwrap()
-    };
-    let (before, after) = (read(&tmp.path().join("before")), read(&tmp.path().join("run/latest")));
-    let (before, after) = (
-        safetensors::SafeTensors::deserialize(&before).unwrap(),
-        safetensors::SafeTensors::deserialize(&after).unwrap(),
-    );
-    let (mut mapper, mut carrier) = (0, 0);
-    for name in before.names() {
-        let same = before.tensor(name).unwrap().data() == after.tensor(name).unwrap().data();
-        if name.starts_with("input_mapper") {
-            assert!(same, "{name} changed under the surface loss");
-            mapper += 1;
-        } else if name.starts_with("carrier") && !same {
-            carrier += 1;
+    for (module, changed, all) in changed_by_module(&tmp.path().join("before"), &tmp.path().join("run/latest")) {
+        match module {
+            "input_mapper" => assert!(changed == 0 && all > 5, "mapper: {changed} of {all} changed"),
+            "carrier" => assert!(changed > 0, "the carrier must still learn"),
+            _ => {}
         }
     }
-    assert!(mapper > 5, "mapper tensors found: {mapper}");
-    assert!(carrier > 0, "the carrier must still learn");
 }
 
 /// Every module of the model learns: one optimizer step on the embedding
@@ -274,22 +261,135 @@ fn one_step_moves_every_module() {
         .train(Some(1), &AtomicBool::new(false), &mut |_| {})
         .unwrap();
     assert_eq!((s.steps, s.skipped), (1, 0));
+    for (module, changed, _) in changed_by_module(&tmp.path().join("before"), &tmp.path().join("run/latest")) {
+        assert!(changed > 0, "no weight of {module} changed after a step");
+    }
+}
+
+/// The weights of the checkpoints `before` and `after`: for each module
+/// prefix, (tensors changed, tensors in all).
+fn changed_by_module(before: &Path, after: &Path) -> Vec<(&'static str, usize, usize)> {
     let read = |dir: &Path| {
         let meta = checkpoint::read_meta(dir).unwrap();
         std::fs::read(dir.join(meta.weights)).unwrap()
     };
-    let (before, after) = (read(&tmp.path().join("before")), read(&tmp.path().join("run/latest")));
-    let (before, after) = (
-        safetensors::SafeTensors::deserialize(&before).unwrap(),
-        safetensors::SafeTensors::deserialize(&after).unwrap(),
+    let (a, b) = (read(before), read(after));
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
     );
-    for module in ["input_mapper", "neuron", "carrier", "collector"] {
-        let changed = before
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with(module))
-            .filter(|n| before.tensor(n).unwrap().data() != after.tensor(n).unwrap().data())
-            .count();
-        assert!(changed > 0, "no weight of {module} changed after a step");
+    ["input_mapper", "neuron", "carrier", "collector"]
+        .into_iter()
+        .map(|module| {
+            let names: Vec<&str> = a.names().into_iter().filter(|n| n.starts_with(module)).collect();
+            let changed = names
+                .iter()
+                .filter(|n| a.tensor(n).unwrap().data() != b.tensor(n).unwrap().data())
+                .count();
+            (module, changed, names.len())
+        })
+        .collect()
+}
+
+fn step_records(run: &Path) -> Vec<StepRecord> {
+    read_records(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Step(s) => Some(s),
+            Record::Validation(_) => None,
+        })
+        .collect()
+}
+
+/// A frozen module keeps its initial weights while the others learn; its
+/// gradient norm in the step records is 0, and the four module norms make
+/// up the global one.
+#[test]
+fn a_frozen_module_keeps_its_weights_and_reports_no_gradient() {
+    let mut cfg = tiny_config(6);
+    cfg.train.frozen = vec![Part::Carrier];
+    let data = PairData::synthetic_rotation(24, 6, 4);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    t.save(&tmp.path().join("before")).unwrap();
+    let run_dir = tmp.path().join("run");
+    run(t, &data, &run_dir, 2);
+    for (module, changed, all) in changed_by_module(&tmp.path().join("before"), &run_dir.join("latest")) {
+        assert!(all > 0, "{module}");
+        if module == "carrier" {
+            assert_eq!(changed, 0, "a frozen carrier changed");
+        } else {
+            assert!(changed > 0, "{module} did not learn");
+        }
     }
+    let recs = step_records(&run_dir);
+    assert_eq!(recs.len(), 2);
+    for r in recs {
+        assert_eq!(r.grad_norm_carrier, 0.0);
+        let parts = [r.grad_norm_mapper, r.grad_norm_neuron, r.grad_norm_collector];
+        assert!(parts.iter().all(|&v| v > 0.0), "{parts:?}");
+        let sum: f64 = parts.iter().map(|v| v * v).sum();
+        assert!(
+            (sum.sqrt() - r.grad_norm).abs() <= 1e-6 * r.grad_norm,
+            "{parts:?} vs {}",
+            r.grad_norm
+        );
+    }
+}
+
+/// Validating every 2 steps adds learning-curve points inside the epoch
+/// and leaves every step (losses, gradients, weights) exactly as it was.
+#[test]
+fn periodic_validation_adds_points_and_leaves_the_trajectory_alone() {
+    let mut cfg = tiny_config(6);
+    cfg.flow.exploration_noise = 0.1;
+    // 22 training pairs in batches of 4: 6 steps per epoch.
+    let data = PairData::synthetic_rotation(24, 6, 3);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, periodic) = (tmp.path().join("plain"), tmp.path().join("periodic"));
+    run(Trainer::new(cfg.clone(), &data, 5, &dev).unwrap(), &data, &plain, 8);
+    cfg.train.validate_every_steps = Some(2);
+    run(Trainer::new(cfg, &data, 5, &dev).unwrap(), &data, &periodic, 8);
+
+    let figures = |r: &StepRecord| {
+        (
+            r.step,
+            r.loss,
+            r.cosine,
+            r.grad_norm,
+            [
+                r.grad_norm_mapper,
+                r.grad_norm_neuron,
+                r.grad_norm_carrier,
+                r.grad_norm_collector,
+            ],
+            r.flows.clone(),
+        )
+    };
+    let (a, b) = (step_records(&plain), step_records(&periodic));
+    assert_eq!(a.len(), 8);
+    assert_eq!(
+        a.iter().map(figures).collect::<Vec<_>>(),
+        b.iter().map(figures).collect::<Vec<_>>()
+    );
+    assert_eq!(max_weight_diff(&weights_of(&plain), &weights_of(&periodic)), 0.0);
+
+    let validations = |run: &Path| -> Vec<(usize, bool)> {
+        read_records(&run.join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Validation(v) => Some((v.step, v.complete)),
+                Record::Step(_) => None,
+            })
+            .collect()
+    };
+    assert_eq!(validations(&plain), vec![(6, true), (8, false)]);
+    assert_eq!(
+        validations(&periodic),
+        vec![(2, false), (4, false), (6, true), (8, false)]
+    );
 }

@@ -4,8 +4,9 @@
 use super::print_json;
 use energyflow::device::DeviceKind;
 use energyflow::error::Result;
+use energyflow::model::Lesion;
 use energyflow::train::PairData;
-use energyflow::train::eval::{EvalReport, evaluate_checkpoint};
+use energyflow::train::eval::{EvalReport, evaluate_checkpoint_lesioned};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -19,6 +20,12 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate the model with a lesion (`model::lesion`): shuffle-cells
+    /// permutes each sample's mapped energies across the cells,
+    /// shuffle-samples gives each sample another sample's surface. The
+    /// baselines are unchanged.
+    #[arg(long, value_enum)]
+    pub lesion: Option<Lesion>,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
@@ -38,7 +45,7 @@ fn print_table(r: &EvalReport) {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let dev = super::select_device(args.device)?;
     let data = args.data.as_deref().map(PairData::load).transpose()?;
-    let (r, note) = evaluate_checkpoint(&args.checkpoint, data.as_ref(), &dev)?;
+    let (r, note) = evaluate_checkpoint_lesioned(&args.checkpoint, data.as_ref(), &dev, args.lesion)?;
     if let Some(n) = note {
         eprintln!("energyflow eval: note: {n}");
     }

@@ -40,6 +40,35 @@ pub enum LossKind {
     Surface,
 }
 
+/// A module of the model, as `train.frozen` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// The input mapper (embedding -> energies).
+    Mapper,
+    /// The SimpleNeuron (position, energy -> features).
+    Neuron,
+    /// The GRU stack and its heads.
+    Carrier,
+    /// The readout (surface -> embedding).
+    Collector,
+}
+
+impl Part {
+    /// The four modules in model order.
+    pub const ALL: [Part; 4] = [Part::Mapper, Part::Neuron, Part::Carrier, Part::Collector];
+
+    /// The name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Mapper => "mapper",
+            Part::Neuron => "neuron",
+            Part::Carrier => "carrier",
+            Part::Collector => "collector",
+        }
+    }
+}
+
 impl LossKind {
     /// The name as written in configs and flags.
     pub fn name(self) -> &'static str {
@@ -72,6 +101,11 @@ pub struct ModelConfig {
     pub carrier_hidden_dim: usize,
     /// GRU layers L.
     pub carrier_layers: usize,
+    /// The LayerNorms of the input mapper and the output collector (after
+    /// each hidden layer, MODEL.md s.3). Default true, as MODEL.md;
+    /// docs/QUALITY.md measures the two networks without them.
+    #[serde(default = "yes")]
+    pub mapper_layer_norm: bool,
 }
 
 impl ModelConfig {
@@ -149,6 +183,13 @@ pub struct FlowConfig {
     pub convergence_min_steps: usize,
     /// Stop when the completed count has not improved for this many steps.
     pub convergence_patience: usize,
+    /// A flow's new energy is its energy plus the carrier's energy head
+    /// (a flow carries its energy and the network changes it) instead of
+    /// the head's output alone (MODEL.md s.3). Default false, as MODEL.md;
+    /// docs/QUALITY.md shows that with it off the lattice passes almost
+    /// nothing of the input to the surface.
+    #[serde(default)]
+    pub energy_residual: bool,
     /// Run the GRU cell as one fused kernel (`model::kernels`); false runs
     /// the composed reference ops instead (same maths, for comparison).
     /// Default true.
@@ -201,6 +242,10 @@ pub struct TrainConfig {
     pub loss: LossKind,
     /// Weight of (1 - cosine) in the embedding loss. Default 1.
     pub lambda_cos: f64,
+    /// Weight of the MSE in the embedding loss; 0 trains on the cosine
+    /// alone. Default 1.
+    #[serde(default = "one")]
+    pub mse_weight: f64,
     /// AdamW learning rate. Default 1e-4.
     pub learning_rate: f64,
     /// AdamW beta1. Default 0.9.
@@ -229,6 +274,21 @@ pub struct TrainConfig {
     pub planned_steps: Option<usize>,
     /// Held-out fraction of the data. Default 0.1.
     pub val_fraction: f64,
+    /// Validate on the held-out split every this many optimizer steps as
+    /// well as at every epoch's end (learning curves with points inside an
+    /// epoch; best/ is chosen among all validations). None (default): at
+    /// epoch ends only. Validation never changes the training trajectory.
+    #[serde(default)]
+    pub validate_every_steps: Option<usize>,
+    /// Modules kept at their initial weights (a lesion for studies: which
+    /// module's learning matters). Default none. The "surface" loss freezes
+    /// the mapper in any case.
+    #[serde(default)]
+    pub frozen: Vec<Part>,
+    /// Multiplies every dropout rate of the mapper and the collector
+    /// (0.1, 0.05, 0.05, 0.1 at 1); 0 turns dropout off. Default 1.
+    #[serde(default = "one")]
+    pub dropout_scale: f64,
     /// Samples per forward/backward pass, a memory setting: a batch is run
     /// in passes of this many samples whose gradients add up to the
     /// batch's. None = the whole batch in one pass. A pass gets its share of
@@ -254,12 +314,21 @@ fn default_checkpoint_seconds() -> f64 {
     60.0
 }
 
+fn one() -> f64 {
+    1.0
+}
+
+fn yes() -> bool {
+    true
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             batch_size: 8,
             loss: LossKind::Embedding,
             lambda_cos: 1.0,
+            mse_weight: 1.0,
             learning_rate: 1e-4,
             beta1: 0.9,
             beta2: 0.999,
@@ -272,6 +341,9 @@ impl Default for TrainConfig {
             epochs: 10,
             planned_steps: None,
             val_fraction: 0.1,
+            validate_every_steps: None,
+            frozen: Vec::new(),
+            dropout_scale: 1.0,
             samples_per_pass: None,
             gradient_checkpointing: false,
             checkpoint_every_steps: None,

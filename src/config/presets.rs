@@ -51,6 +51,7 @@ impl EnergyConfig {
             neuron_output_dim: 64,
             carrier_hidden_dim: 256,
             carrier_layers: 2,
+            mapper_layer_norm: true,
         };
         let flow = FlowConfig {
             lattice_depth: 10,
@@ -72,6 +73,7 @@ impl EnergyConfig {
             convergence_threshold: 0.8,
             convergence_min_steps: 3,
             convergence_patience: 5,
+            energy_residual: false,
             fused_kernels: true,
         };
         let train = TrainConfig::default();

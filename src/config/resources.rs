@@ -61,7 +61,9 @@ pub fn parameter_counts(cfg: &EnergyConfig) -> [f64; 4] {
     let (s, i) = (m.surface_cells() as f64, m.mapper_hidden_dim() as f64);
     let linear = |a: f64, b: f64| a * b + b;
     let norm = |a: f64| 2.0 * a;
-    let mapper = linear(e_in, i) + norm(i) + linear(i, 2.0 * s) + norm(2.0 * s) + linear(2.0 * s, s) + 2.0 + s;
+    let head_norm = |a: f64| if m.mapper_layer_norm { norm(a) } else { 0.0 };
+    let mapper =
+        linear(e_in, i) + head_norm(i) + linear(i, 2.0 * s) + head_norm(2.0 * s) + linear(2.0 * s, s) + 2.0 + s;
     let h = m.neuron_hidden_dim as f64;
     let f = m.neuron_output_dim as f64;
     let neuron = linear(3.0, 3.0) + linear(4.0, h) + norm(h) + linear(h, h) + norm(h) + linear(h, f);
@@ -70,7 +72,7 @@ pub fn parameter_counts(cfg: &EnergyConfig) -> [f64; 4] {
     let layers = gru(f + 1.0) + (m.carrier_layers as f64 - 1.0) * gru(hd);
     let half = (m.carrier_hidden_dim / 2) as f64;
     let heads = linear(hd, half) + linear(half, 1.0) + linear(hd, 64.0) + linear(64.0, 3.0);
-    let readout = s + linear(s, 2.0 * s) + norm(2.0 * s) + linear(2.0 * s, i) + norm(i) + linear(i, e_out);
+    let readout = s + linear(s, 2.0 * s) + head_norm(2.0 * s) + linear(2.0 * s, i) + head_norm(i) + linear(i, e_out);
     [mapper, neuron, layers + heads, readout]
 }
 

@@ -1,7 +1,7 @@
 //! Range checks of every config field: a refusal names the field (dotted,
 //! as in the TOML file), its value and the allowed range.
 
-use super::EnergyConfig;
+use super::{EnergyConfig, LossKind, Part};
 use crate::error::{Error, Result};
 
 fn range_usize(field: &str, v: usize, lo: usize, hi: usize) -> Result<()> {
@@ -104,6 +104,37 @@ impl EnergyConfig {
 
         let t = &self.train;
         range_f64("train.lambda_cos", t.lambda_cos, 0.0, 1e6, "[0, 1e6]")?;
+        range_f64("train.mse_weight", t.mse_weight, 0.0, 1e6, "[0, 1e6]")?;
+        if t.mse_weight == 0.0 && t.lambda_cos == 0.0 && t.loss == LossKind::Embedding {
+            return Err(Error::config(
+                "train.mse_weight",
+                0,
+                "and train.lambda_cos are both 0: the embedding loss would be 0",
+            ));
+        }
+        // The largest rate at 1 is 0.1: a scale of 9 keeps every rate < 1.
+        range_f64(
+            "train.dropout_scale",
+            t.dropout_scale,
+            0.0,
+            9.0,
+            "[0, 9] (0 turns dropout off)",
+        )?;
+        if let Some(n) = t.validate_every_steps {
+            range_usize("train.validate_every_steps", n, 1, 1_000_000_000)?;
+        }
+        for (i, p) in t.frozen.iter().enumerate() {
+            if t.frozen[..i].contains(p) {
+                return Err(Error::config("train.frozen", p.name(), "is listed twice"));
+            }
+        }
+        if Part::ALL.iter().all(|p| t.frozen.contains(p)) {
+            return Err(Error::config(
+                "train.frozen",
+                "all four modules",
+                "nothing would be trained; leave at least one module out",
+            ));
+        }
         range_f64("train.learning_rate", t.learning_rate, 1e-12, 10.0, "(0, 10]")?;
         range_f64("train.beta1", t.beta1, 0.0, 0.999_999, "[0, 1)")?;
         range_f64("train.beta2", t.beta2, 0.0, 0.999_999_9, "[0, 1)")?;

@@ -101,6 +101,9 @@ pub struct StepSettings {
     /// Fused GRU cell and GELU (`flow.fused_kernels`), else the composed
     /// reference ops.
     pub fused: bool,
+    /// The energy head's output is added to the flow's energy instead of
+    /// replacing it (`flow.energy_residual`).
+    pub energy_residual: bool,
 }
 
 impl EnergyCarrier {
@@ -121,11 +124,15 @@ impl EnergyCarrier {
         }
     }
 
-    /// One time step: input [N, F+1], hidden per layer [N, Hd]. The
+    /// One time step: input [N, F+1] (the neuron's features, then the
+    /// flow's energy as the last column), hidden per layer [N, Hd]. The
     /// displacement is `clamp(scale * head, -m, m)` with both from `s`: the
     /// scale follows the training schedule and the clamp is a flow rule, so
-    /// neither is a weight.
+    /// neither is a weight. The new energy is the energy head's output, or
+    /// with `s.energy_residual` the old energy plus it.
     pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, s: &StepSettings) -> CarrierStep {
+        let [n, width] = input.dims();
+        let old_energy = s.energy_residual.then(|| input.clone().slice([0..n, width - 1..width]));
         let mut x = input;
         let mut new_hidden = Vec::with_capacity(self.layers.len());
         for (layer, h) in self.layers.iter().zip(hidden) {
@@ -136,6 +143,10 @@ impl EnergyCarrier {
         let f = s.fused;
         let e = gelu(linear(&self.energy_fc1, x.clone(), f), f);
         let energy = linear(&self.energy_fc2, e, f).tanh();
+        let energy = match old_energy {
+            Some(old) => old + energy,
+            None => energy,
+        };
         let d = gelu(linear(&self.delta_fc1, x, f), f);
         let m = s.max_displacement;
         let delta = (linear(&self.delta_fc2, d, f) * s.displacement_scale).clamp(-m, m);
@@ -194,7 +205,33 @@ mod tests {
             displacement_scale,
             max_displacement,
             fused,
+            energy_residual: false,
         }
+    }
+
+    #[test]
+    fn a_residual_step_adds_the_head_to_the_old_energy() {
+        let dev = Device::flex();
+        let c = EnergyCarrier::new(&small(), &mut Init::new(7, &dev), &dev);
+        // Input [features (5), energy]: energies 0.3 and -2.
+        let x = device::matrix(
+            vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.3, -0.5, 0.0, 0.5, 1.0, -1.0, -2.0],
+            2,
+            6,
+            &dev,
+        );
+        let h = vec![Tensor::zeros([2, 8], &dev); 3];
+        let replaced = device::to_vec(c.step(x.clone(), h.clone(), &settings(1.0, 0.5, true)).energy).unwrap();
+        let residual = StepSettings {
+            energy_residual: true,
+            ..settings(1.0, 0.5, true)
+        };
+        let added = device::to_vec(c.step(x, h, &residual).energy).unwrap();
+        for ((a, r), old) in added.iter().zip(&replaced).zip([0.3f32, -2.0]) {
+            assert!((a - (old + r)).abs() < 1e-6, "{added:?} vs {replaced:?}");
+        }
+        // The head alone is within (-1, 1); the carried energy is not.
+        assert!(added[1] < -1.0, "{added:?}");
     }
 
     #[test]

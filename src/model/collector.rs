@@ -2,14 +2,14 @@
 //!
 //! `surface .* position weights [H, W] (init 1) -> Linear(S,2S) GELU
 //! LayerNorm Dropout(0.05) Linear(2S,I) GELU LayerNorm Dropout(0.1)
-//! Linear(I,E_out)`.
+//! Linear(I,E_out)` (the LayerNorms only with `model.mapper_layer_norm`,
+//! the default).
 
-use super::layers::{Init, WeightInit, dropout};
+use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
-use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
-use rand::rngs::StdRng;
 
 /// Surface -> embedding (the readout network; `flow::Aggregator` is the
 /// collection that builds the surface).
@@ -17,9 +17,10 @@ use rand::rngs::StdRng;
 pub struct OutputCollector {
     pub position_weights: Param<Tensor<2>>,
     pub fc1: Linear,
-    pub ln1: LayerNorm,
+    /// None without `model.mapper_layer_norm`.
+    pub ln1: Option<LayerNorm>,
     pub fc2: Linear,
-    pub ln2: LayerNorm,
+    pub ln2: Option<LayerNorm>,
     pub fc3: Linear,
     gelu: Gelu,
 }
@@ -33,23 +34,23 @@ impl OutputCollector {
         OutputCollector {
             position_weights: init.constant([h, w], 1.0),
             fc1: init.linear(s, 2 * s, WeightInit::Default),
-            ln1: LayerNormConfig::new(2 * s).init(device),
+            ln1: optional_norm(cfg.mapper_layer_norm, 2 * s, device),
             fc2: init.linear(2 * s, i, WeightInit::Default),
-            ln2: LayerNormConfig::new(i).init(device),
+            ln2: optional_norm(cfg.mapper_layer_norm, i, device),
             fc3: init.linear(i, cfg.output_embedding_dim, WeightInit::Default),
             gelu: Gelu::new(),
         }
     }
 
     /// surface [B, S] -> [B, E_out].
-    /// `dropout_rng`: Some in training (dropout on), None in inference.
-    pub fn forward(&self, surface: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
+    /// `masks`: Some in training (dropout on), None in inference.
+    pub fn forward(&self, surface: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
         let [h, w] = self.position_weights.dims();
         let x = surface * self.position_weights.val().reshape([1, h * w]);
-        let x = self.ln1.forward(self.gelu.forward(self.fc1.forward(x)));
-        let x = dropout(x, 0.05, dropout_rng.as_deref_mut());
-        let x = self.ln2.forward(self.gelu.forward(self.fc2.forward(x)));
-        let x = dropout(x, 0.1, dropout_rng);
+        let x = normed(&self.ln1, self.gelu.forward(self.fc1.forward(x)));
+        let x = dropout(x, 0.05, masks.as_deref_mut());
+        let x = normed(&self.ln2, self.gelu.forward(self.fc2.forward(x)));
+        let x = dropout(x, 0.1, masks);
         self.fc3.forward(x)
     }
 }
@@ -81,9 +82,22 @@ mod tests {
         assert_eq!(c.fc1.weight.dims(), [8, 16]);
         assert_eq!(c.fc2.weight.dims(), [16, 6]);
         assert_eq!(c.fc3.weight.dims(), [6, 5]);
+        assert_eq!(c.ln1.as_ref().map(|n| n.gamma.dims()), Some([16]));
         let surface = device::matrix((0..24).map(|i| (i as f32 * 0.3).sin()).collect(), 3, 8, &dev);
-        let y = c.forward(surface, None);
+        let y = c.forward(surface.clone(), None);
         assert_eq!(y.dims(), [3, 5]);
         assert!(device::to_vec(y).unwrap().iter().all(|v| v.is_finite()));
+        // Without LayerNorms: none built, and the forward still runs.
+        let plain = OutputCollector::new(
+            &ModelConfig {
+                mapper_layer_norm: false,
+                ..cfg
+            },
+            &mut Init::new(3, &dev),
+            &dev,
+        );
+        assert!(plain.ln1.is_none() && plain.ln2.is_none());
+        assert_eq!(plain.num_params(), c.num_params() - 2 * (16 + 6));
+        assert_eq!(plain.forward(surface, None).dims(), [3, 5]);
     }
 }

@@ -16,6 +16,8 @@
 
 use super::EnergyFlowModel;
 use super::carrier::StepSettings;
+use super::layers::DropoutMasks;
+use super::lesion::{self, Lesion};
 use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
@@ -46,8 +48,12 @@ pub struct ForwardOptions {
     pub training: bool,
     /// Displacement scale for this step (`FlowConfig::displacement_scale_at`).
     pub displacement_scale: f64,
-    /// Seed of this forward's randomness (dropout masks, exploration noise).
+    /// Seed of this forward's randomness (dropout masks, exploration noise,
+    /// a lesion's permutations).
     pub noise_seed: u64,
+    /// Damage to measure what carries the signal (`model::lesion`); None
+    /// in training.
+    pub lesion: Option<Lesion>,
 }
 
 impl ForwardOptions {
@@ -57,6 +63,7 @@ impl ForwardOptions {
             training: false,
             displacement_scale: cfg.flow.inference_displacement_scale(),
             noise_seed: 0,
+            lesion: None,
         }
     }
 }
@@ -106,12 +113,13 @@ impl EnergyFlowModel {
         let s = cfg.model.surface_cells();
         let t0 = Instant::now();
         // Dropout masks come from a host RNG derived from the step's seed.
-        let mut drop_rng = opts
+        let mut masks = opts
             .training
-            .then(|| StdRng::seed_from_u64(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15));
+            .then(|| DropoutMasks::new(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15, cfg.train.dropout_scale));
 
         // 1. Map, and start B*S flows.
-        let energies = self.input_mapper.forward(input, drop_rng.as_mut());
+        let energies = self.input_mapper.forward(input, masks.as_mut());
+        let energies = lesion::on_energies(energies, opts.lesion, opts.noise_seed);
         let (act, mut stats) = start_flows(
             cfg,
             energies,
@@ -145,11 +153,11 @@ impl EnergyFlowModel {
         let (flat, summary) = ws.aggregator.collect(energy, &ws.store.done, b * s)?;
         let collect = tc.elapsed();
         stats.cells_covered = summary.groups;
-        let surface = flat.reshape([b, s]);
+        let surface = lesion::on_surface(flat.reshape([b, s]), opts.lesion);
         let t3 = Instant::now();
 
         // 5. Read out.
-        let output = self.collector.forward(surface.clone(), drop_rng.as_mut());
+        let output = self.collector.forward(surface.clone(), masks.as_mut());
         let t4 = Instant::now();
         Ok(ForwardOutput {
             output,
@@ -189,6 +197,7 @@ impl EnergyFlowModel {
             displacement_scale: opts.displacement_scale,
             max_displacement: flow.max_displacement,
             fused: flow.fused_kernels,
+            energy_residual: flow.energy_residual,
         };
         for _ in 0..flow.propagation_steps() {
             let n = store.active();

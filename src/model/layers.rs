@@ -11,7 +11,7 @@
 //! `LinearConfig` cannot express (it uses one initialiser for both).
 
 use burn::module::Param;
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -153,10 +153,28 @@ pub fn random_orthonormal(m: usize, n: usize, rng: &mut StdRng) -> Vec<Vec<f64>>
     q
 }
 
-/// Inverted dropout whose masks come from a host RNG (see module docs).
-/// `rng = None` (inference) is the identity.
-pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, rng: Option<&mut StdRng>) -> Tensor<D> {
-    let Some(rng) = rng else { return x };
+/// Training-mode dropout: the seeded generator of its masks (see module
+/// docs) and the factor every rate is multiplied by (`train.dropout_scale`).
+pub struct DropoutMasks {
+    rng: StdRng,
+    scale: f64,
+}
+
+impl DropoutMasks {
+    /// Masks drawn from `seed`; every rate multiplied by `scale`.
+    pub fn new(seed: u64, scale: f64) -> Self {
+        DropoutMasks {
+            rng: StdRng::seed_from_u64(seed),
+            scale,
+        }
+    }
+}
+
+/// Inverted dropout at rate `p` times the masks' scale. `masks = None`
+/// (inference) is the identity, and so is a rate of 0 (no mask is drawn).
+pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, masks: Option<&mut DropoutMasks>) -> Tensor<D> {
+    let Some(masks) = masks else { return x };
+    let p = p * masks.scale;
     if p <= 0.0 {
         return x;
     }
@@ -164,10 +182,24 @@ pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, rng: Option<&mut StdRng>) -
     let n = shape.num_elements();
     let keep = 1.0 - p;
     let scale = (1.0 / keep) as f32;
+    let rng = &mut masks.rng;
     let mask: Vec<f32> = (0..n)
         .map(|_| if rng.random_bool(keep) { scale } else { 0.0 })
         .collect();
     let dims: [usize; D] = x.dims();
     let m = Tensor::<D>::from_data(TensorData::new(mask, dims), &x.device());
     x * m
+}
+
+/// A LayerNorm of width `d` when `on` (`model.mapper_layer_norm`).
+pub fn optional_norm(on: bool, d: usize, device: &Device) -> Option<LayerNorm> {
+    on.then(|| LayerNormConfig::new(d).init(device))
+}
+
+/// `x` through `norm` when there is one.
+pub fn normed<const D: usize>(norm: &Option<LayerNorm>, x: Tensor<D>) -> Tensor<D> {
+    match norm {
+        Some(n) => n.forward(x),
+        None => x,
+    }
 }

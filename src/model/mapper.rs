@@ -2,17 +2,17 @@
 //! surface cell [B, S].
 //!
 //! `Linear(E_in,I) GELU LayerNorm Dropout(0.1) Linear(I,2S) GELU LayerNorm
-//! Dropout(0.05) Linear(2S,S) Tanh`, then `* scale + bias` (two learned
+//! Dropout(0.05) Linear(2S,S) Tanh` (the LayerNorms only with
+//! `model.mapper_layer_norm`, the default), then `* scale + bias` (two learned
 //! scalars, init 1 and 0), viewed as [H, W], plus a learned positional table
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
 
-use super::layers::{Init, WeightInit, dropout};
+use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
-use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Gelu, LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
-use rand::rngs::StdRng;
 
 /// Teacher embedding -> surface energies. Parameters: fc1 [E_in, I],
 /// fc2 [I, 2S], fc3 [2S, S] (PyTorch-like init), LayerNorms, `scale` [1]
@@ -20,9 +20,10 @@ use rand::rngs::StdRng;
 #[derive(Module, Debug)]
 pub struct InputMapper {
     pub fc1: Linear,
-    pub ln1: LayerNorm,
+    /// None without `model.mapper_layer_norm`.
+    pub ln1: Option<LayerNorm>,
     pub fc2: Linear,
-    pub ln2: LayerNorm,
+    pub ln2: Option<LayerNorm>,
     pub fc3: Linear,
     pub scale: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
@@ -38,9 +39,9 @@ impl InputMapper {
         let s = w * h;
         InputMapper {
             fc1: init.linear(cfg.input_embedding_dim, i, WeightInit::Default),
-            ln1: LayerNormConfig::new(i).init(device),
+            ln1: optional_norm(cfg.mapper_layer_norm, i, device),
             fc2: init.linear(i, 2 * s, WeightInit::Default),
-            ln2: LayerNormConfig::new(2 * s).init(device),
+            ln2: optional_norm(cfg.mapper_layer_norm, 2 * s, device),
             fc3: init.linear(2 * s, s, WeightInit::Default),
             scale: init.constant([1], 1.0),
             bias: init.constant([1], 0.0),
@@ -50,12 +51,12 @@ impl InputMapper {
     }
 
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
-    /// `dropout_rng`: Some in training (dropout on), None in inference.
-    pub fn forward(&self, x: Tensor<2>, mut dropout_rng: Option<&mut StdRng>) -> Tensor<2> {
-        let x = self.ln1.forward(self.gelu.forward(self.fc1.forward(x)));
-        let x = dropout(x, 0.1, dropout_rng.as_deref_mut());
-        let x = self.ln2.forward(self.gelu.forward(self.fc2.forward(x)));
-        let x = dropout(x, 0.05, dropout_rng);
+    /// `masks`: Some in training (dropout on), None in inference.
+    pub fn forward(&self, x: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
+        let x = normed(&self.ln1, self.gelu.forward(self.fc1.forward(x)));
+        let x = dropout(x, 0.1, masks.as_deref_mut());
+        let x = normed(&self.ln2, self.gelu.forward(self.fc2.forward(x)));
+        let x = dropout(x, 0.05, masks);
         let x = self.fc3.forward(x).tanh();
         let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
         let [h, w] = self.positional.dims();
@@ -68,7 +69,6 @@ mod tests {
     use super::*;
     use crate::config::{EnergyConfig, Preset};
     use crate::device;
-    use rand::SeedableRng;
 
     fn small() -> ModelConfig {
         ModelConfig {
@@ -101,10 +101,28 @@ mod tests {
             device::to_vec(m.forward(x.clone(), None)).unwrap(),
             device::to_vec(y.clone()).unwrap()
         );
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut masks = DropoutMasks::new(3, 1.0);
         assert_ne!(
-            device::to_vec(m.forward(x, Some(&mut rng))).unwrap(),
+            device::to_vec(m.forward(x.clone(), Some(&mut masks))).unwrap(),
+            device::to_vec(y.clone()).unwrap()
+        );
+        // A dropout scale of 0 is inference.
+        let mut off = DropoutMasks::new(3, 0.0);
+        assert_eq!(
+            device::to_vec(m.forward(x.clone(), Some(&mut off))).unwrap(),
             device::to_vec(y).unwrap()
         );
+        // Without LayerNorms: none built, and the forward still runs.
+        let plain = InputMapper::new(
+            &ModelConfig {
+                mapper_layer_norm: false,
+                ..cfg
+            },
+            &mut Init::new(1, &dev),
+            &dev,
+        );
+        assert!(plain.ln1.is_none() && plain.ln2.is_none());
+        assert_eq!(plain.num_params(), m.num_params() - 2 * (6 + 30));
+        assert_eq!(plain.forward(x, None).dims(), [2, 15]);
     }
 }

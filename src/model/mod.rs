@@ -9,7 +9,8 @@
 //!   out), over the host-side engine of `flow/`;
 //! - `infer`: the forward over many rows, batch by batch;
 //! - `kernels`: the fused GRU cell behind a burn backend extension;
-//! - `layers`: seeded initialisation and dropout shared by the modules.
+//! - `layers`: seeded initialisation and dropout shared by the modules;
+//! - `lesion`: deliberate damage to a forward, for studies (`eval --lesion`).
 //!
 //! Not here: the loss and the optimizer (`train/`), the step rules and the
 //! collection (`flow/`).
@@ -20,11 +21,13 @@ pub mod forward;
 pub mod infer;
 pub mod kernels;
 pub mod layers;
+pub mod lesion;
 pub mod mapper;
 pub mod neuron;
 
 pub use forward::{ForwardOptions, ForwardOutput, ForwardTimings, Workspace};
 pub use infer::infer_batches;
+pub use lesion::Lesion;
 
 use crate::config::ModelConfig;
 use burn::module::{Module, ModuleMapper, Param, ParamId};

@@ -17,12 +17,13 @@
 use super::data::PairData;
 use super::data::Split;
 use super::loss;
+use super::spread::{Spread, SpreadProbe};
 use crate::checkpoint;
 use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::io::cosine;
-use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use crate::model::{EnergyFlowModel, ForwardOptions, Lesion, Workspace};
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
@@ -35,25 +36,48 @@ pub struct ModelMetrics {
     pub loss: f64,
     pub mse: f64,
     pub cosine: f64,
+    /// How much the mapped energies, the surface and the output vary
+    /// across the rows (a diagnostic, `spread`).
+    pub spread: Spread,
 }
 
 /// Runs `model` (a non-autodiff copy) over rows `idx` in batches of the
 /// config's batch size and averages the metrics over the rows.
 pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, idx: &[usize]) -> Result<ModelMetrics> {
+    evaluate_lesioned(model, cfg, data, idx, None)
+}
+
+/// [`evaluate`] with a `lesion` in every forward (`model::lesion`); each
+/// batch draws its own permutations.
+pub fn evaluate_lesioned(
+    model: &EnergyFlowModel,
+    cfg: &EnergyConfig,
+    data: &PairData,
+    idx: &[usize],
+    lesion: Option<Lesion>,
+) -> Result<ModelMetrics> {
     let dev = model
         .devices()
         .into_iter()
         .next()
         .ok_or_else(|| Error::Internal("model has no device".into()))?;
     let mut ws = Workspace::default();
-    let opts = ForwardOptions::inference(cfg);
+    let mut probe = SpreadProbe::default();
     let (mut loss_sum, mut mse_sum, mut cos_sum) = (0.0, 0.0, 0.0);
-    for chunk in idx.chunks(cfg.train.batch_size.max(1)) {
+    for (j, chunk) in idx.chunks(cfg.train.batch_size.max(1)).enumerate() {
         let (x, y) = data.gather(chunk);
         let b = chunk.len();
         let x = device::matrix(x, b, data.input.cols, &dev);
         let y = device::matrix(y, b, data.target.cols, &dev);
+        // In inference the seed feeds only the lesion's permutations.
+        let opts = ForwardOptions {
+            noise_seed: j as u64,
+            lesion,
+            ..ForwardOptions::inference(cfg)
+        };
+        let mapped = model.input_mapper.forward(x.clone(), None);
         let out = model.forward(cfg, x, &mut ws, &opts)?;
+        probe.add(mapped, out.surface.clone(), out.output.clone())?;
         let parts = loss::objective(&cfg.train, &model.input_mapper, out.output, out.surface, y);
         let [l, m, c] = parts.to_host()?;
         loss_sum += l * b as f64;
@@ -66,6 +90,7 @@ pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, id
         loss: loss_sum / n,
         mse: mse_sum / n,
         cosine: cos_sum / n,
+        spread: probe.finish(),
     })
 }
 
@@ -238,16 +263,16 @@ pub struct EvalReport {
     pub linear_cosine: f64,
 }
 
-/// Evaluates `model` on the held-out rows `val` and fits/scores the
-/// baselines (the linear one on `train`).
+/// Evaluates `model` (with `lesion`, if any) on the held-out rows `val`
+/// and fits/scores the baselines (the linear one on `train`).
 pub fn report(
     model: &EnergyFlowModel,
     cfg: &EnergyConfig,
     data: &PairData,
-    train: &[usize],
-    val: &[usize],
+    (train, val): (&[usize], &[usize]),
+    lesion: Option<Lesion>,
 ) -> Result<EvalReport> {
-    with_baselines(evaluate(model, cfg, data, val)?, data, train, val)
+    with_baselines(evaluate_lesioned(model, cfg, data, val, lesion)?, data, train, val)
 }
 
 /// The baselines' cosines on the held-out rows `val`.
@@ -336,6 +361,17 @@ pub fn run_split(meta: &checkpoint::Meta, data: &PairData) -> Result<(Split, Opt
 /// of `data`, or of the data it records. Returns the report and a note
 /// when the split is not the one the run held out.
 pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) -> Result<(EvalReport, Option<String>)> {
+    evaluate_checkpoint_lesioned(dir, data, dev, None)
+}
+
+/// [`evaluate_checkpoint`] with a `lesion` in the model's forwards (the
+/// baselines are untouched).
+pub fn evaluate_checkpoint_lesioned(
+    dir: &Path,
+    data: Option<&PairData>,
+    dev: &Device,
+    lesion: Option<Lesion>,
+) -> Result<(EvalReport, Option<String>)> {
     let (model, meta) = checkpoint::load_model(dir, dev)?;
     let loaded;
     let data = match data {
@@ -347,7 +383,8 @@ pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) ->
     };
     data.check_fits(&meta.config)?;
     let (split, note) = run_split(&meta, data)?;
-    Ok((report(&model, &meta.config, data, &split.train, &split.val)?, note))
+    let rows = (&split.train[..], &split.val[..]);
+    Ok((report(&model, &meta.config, data, rows, lesion)?, note))
 }
 
 #[cfg(test)]
@@ -375,6 +412,7 @@ mod tests {
             loss: f64::NAN,
             mse: 1.0,
             cosine: 0.5,
+            ..ModelMetrics::default()
         };
         let e = with_baselines(m, &data, &train, &val).unwrap_err().to_string();
         assert!(e.contains("held-out loss is NaN") && e.contains("3e38"), "{e}");

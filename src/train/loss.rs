@@ -1,8 +1,9 @@
 //! The training objectives of MODEL.md s.5 and the metrics reported with
 //! them.
 //!
-//! - "embedding" (default): `MSE(y_hat, y) + lambda_cos * (1 - cos(y_hat, y))`,
-//!   both averaged over the batch;
+//! - "embedding" (default): `mse_weight * MSE(y_hat, y) + lambda_cos * (1 -
+//!   cos(y_hat, y))`, both averaged over the batch (`mse_weight` 1 by
+//!   default; 0 trains on the cosine alone);
 //! - "surface" (the reference objective): `MSE(surface, InputMapper(y))`
 //!   with the mapped target detached (and the mapper frozen by the trainer).
 
@@ -54,7 +55,7 @@ pub fn objective(
     target: Tensor<2>,
 ) -> LossParts {
     match train.loss {
-        LossKind::Embedding => embedding_loss(output, target, train.lambda_cos),
+        LossKind::Embedding => embedding_loss(output, target, train.mse_weight, train.lambda_cos),
         LossKind::Surface => {
             let cosine = row_cosine(output, target.clone()).mean();
             surface_loss(surface, mapper.forward(target, None), cosine)
@@ -63,10 +64,10 @@ pub fn objective(
 }
 
 /// The "embedding" objective.
-pub fn embedding_loss(pred: Tensor<2>, target: Tensor<2>, lambda_cos: f64) -> LossParts {
+pub fn embedding_loss(pred: Tensor<2>, target: Tensor<2>, mse_weight: f64, lambda_cos: f64) -> LossParts {
     let mse = (pred.clone() - target.clone()).square().mean();
     let cosine = row_cosine(pred, target).mean();
-    let loss = mse.clone() + (cosine.clone().neg() + 1.0) * lambda_cos;
+    let loss = mse.clone() * mse_weight + (cosine.clone().neg() + 1.0) * lambda_cos;
     LossParts { loss, mse, cosine }
 }
 
@@ -92,11 +93,17 @@ mod tests {
         let d = Device::flex();
         let a = device::matrix(vec![1.0, 0.0, 0.0, 2.0], 2, 2, &d);
         let b = device::matrix(vec![1.0, 0.0, 2.0, 0.0], 2, 2, &d);
-        let [loss, mse, cos] = embedding_loss(a, b, 0.5).to_host().unwrap();
+        let [loss, mse, cos] = embedding_loss(a.clone(), b.clone(), 1.0, 0.5).to_host().unwrap();
         // Row 1 identical, row 2 orthogonal: cosine mean 0.5; MSE (4+4)/4 = 2.
         assert!((cos - 0.5).abs() < 1e-6);
         assert!((mse - 2.0).abs() < 1e-6);
         assert!((loss - (2.0 + 0.5 * 0.5)).abs() < 1e-6);
+        // The MSE weighted, or left out (the cosine alone).
+        let [loss, mse, _] = embedding_loss(a.clone(), b.clone(), 0.25, 0.5).to_host().unwrap();
+        assert!((mse - 2.0).abs() < 1e-6);
+        assert!((loss - (0.5 + 0.25)).abs() < 1e-6);
+        let [loss, _, _] = embedding_loss(a, b, 0.0, 2.0).to_host().unwrap();
+        assert!((loss - 1.0).abs() < 1e-6);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What a training run reports: one record per optimizer step and one per
-//! validation (end of an epoch, or the end of a run that stopped inside
-//! one), appended to `metrics.jsonl` as one JSON object per line, and read
+//! validation (end of an epoch, every `train.validate_every_steps` steps,
+//! or the end of a run that stopped inside an epoch), appended to `metrics.jsonl` as one JSON object per line, and read
 //! back with [`read_records`].
 
 use crate::error::{Error, Result};
@@ -10,6 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One line of `metrics.jsonl`, tagged by its `kind`.
+// Records are made and written one at a time: boxing the larger variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
@@ -48,6 +51,19 @@ pub struct StepRecord {
     /// Global gradient norm before clipping.
     #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f64,
+    /// The input mapper's share: the norm of its gradients alone (0 when
+    /// frozen). The four module norms' squares add up to grad_norm's.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub grad_norm_mapper: f64,
+    /// The SimpleNeuron's gradient norm.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub grad_norm_neuron: f64,
+    /// The carrier's (GRU and heads) gradient norm.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub grad_norm_carrier: f64,
+    /// The readout's gradient norm.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub grad_norm_collector: f64,
     /// True when the step was skipped (non-finite loss or gradient norm).
     pub skipped: bool,
     /// Skipped steps so far in the run.
@@ -91,7 +107,9 @@ pub struct ValidationRecord {
     pub epoch: usize,
     /// Optimizer steps done when validating.
     pub step: usize,
-    /// False when the run stopped inside the epoch (max steps, Ctrl-C).
+    /// False for a validation inside the epoch: a periodic one
+    /// (`train.validate_every_steps`) or the last of a run that stopped
+    /// inside it (max steps, Ctrl-C).
     pub complete: bool,
     /// Mean training loss of the epoch's steps (not skipped) so far.
     #[serde(deserialize_with = "null_as_nan")]
@@ -103,6 +121,18 @@ pub struct ValidationRecord {
     #[serde(deserialize_with = "null_as_nan")]
     pub val_cosine: f64,
     pub val_n: usize,
+    /// Across the held-out rows, the mean per-cell standard deviation of
+    /// the mapped energies (`train::spread`).
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub val_mapped_std: f64,
+    /// The same of the surface: near 0 while the mapped energies vary, the
+    /// lattice loses the input.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub val_surface_std: f64,
+    /// The mean per-dimension standard deviation of the output embedding:
+    /// near 0, the model gives every input the same output.
+    #[serde(default, deserialize_with = "null_as_nan")]
+    pub val_output_std: f64,
     /// True when this validation set a new best held-out loss.
     pub best: bool,
 }

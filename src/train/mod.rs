@@ -3,7 +3,8 @@
 //! one optimizer step (`trainer`), data and the held-out split (`data`),
 //! objectives (`loss`), the learning-rate schedule (`schedule`), global
 //! gradient-norm clipping (`grads`), per-step metrics (`metrics`), and
-//! held-out evaluation against the identity and linear baselines (`eval`).
+//! held-out evaluation against the identity and linear baselines (`eval`),
+//! and how much the signal varies across samples on its way (`spread`).
 
 pub mod data;
 pub mod eval;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod open;
 pub mod run;
 pub mod schedule;
+pub mod spread;
 pub mod trainer;
 
 pub use data::{PairData, Split};

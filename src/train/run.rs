@@ -8,10 +8,13 @@
 //! The loop, top to bottom: until the planned steps are done, the step
 //! limit is reached or the stop flag is raised (checked between steps, so
 //! the current step always finishes), take one optimizer step and log it;
-//! at each epoch's end validate, log, checkpoint `best/` when the held-out
-//! loss improved and then `latest/`; inside an epoch, checkpoint `latest/`
+//! at each epoch's end, and every `train.validate_every_steps` steps when
+//! set, validate, log, checkpoint `best/` when the held-out loss improved
+//! and then `latest/`; otherwise inside an epoch, checkpoint `latest/`
 //! every `train.checkpoint_every_steps` steps or `checkpoint_every_seconds`
-//! seconds. A run that stops inside an epoch checkpoints `latest/` at once
+//! seconds. Validation runs a copy of the model in inference mode on its
+//! own buffers and draws from no generator the training uses, so it never
+//! changes the training trajectory. A run that stops inside an epoch checkpoints `latest/` at once
 //! (so a second signal loses nothing), then validates and checkpoints once
 //! more.
 //!
@@ -134,11 +137,16 @@ impl Run {
             log.write(&rec)?;
             on_event(Event::Logged(&rec));
             let step = self.trainer.state.step;
+            let ongoing = step < limit.min(self.trainer.schedule.total);
             if self.trainer.epoch_done() {
                 last_val = Some(self.validate_and_save(true, &mut log, on_event)?);
                 validated_at = Some(step);
                 saved = (step, Instant::now());
-            } else if step < limit.min(self.trainer.schedule.total) && self.checkpoint_due(saved, step) {
+            } else if ongoing && self.validation_due(step) {
+                last_val = Some(self.validate_and_save(false, &mut log, on_event)?);
+                validated_at = Some(step);
+                saved = (step, Instant::now());
+            } else if ongoing && self.checkpoint_due(saved, step) {
                 self.save_latest(on_event)?;
                 saved = (step, Instant::now());
             }
@@ -160,6 +168,16 @@ impl Run {
             last_val,
             best_val_loss: s.best_val_loss,
         })
+    }
+
+    /// Whether a periodic validation (`train.validate_every_steps`) is due
+    /// after optimizer step `step`.
+    fn validation_due(&self, step: usize) -> bool {
+        self.trainer
+            .cfg
+            .train
+            .validate_every_steps
+            .is_some_and(|n| step.is_multiple_of(n))
     }
 
     /// Whether a periodic checkpoint is due at `step`, the last one having
@@ -212,6 +230,9 @@ impl Run {
             val_mse: m.mse,
             val_cosine: m.cosine,
             val_n: m.n,
+            val_mapped_std: m.spread.mapped,
+            val_surface_std: m.spread.surface,
+            val_output_std: m.spread.output,
             best,
         });
         log.write(&rec)?;

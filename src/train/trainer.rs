@@ -25,7 +25,7 @@ use super::metrics::{StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
 use crate::config::resources::{self, Purpose};
-use crate::config::{EnergyConfig, LossKind};
+use crate::config::{EnergyConfig, LossKind, Part};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
@@ -57,12 +57,23 @@ fn autodiff(device: &Device, cfg: &EnergyConfig) -> Device {
     }
 }
 
-/// Applies the training-mode parameter settings: with the "surface" loss
-/// the input mapper is frozen (MODEL.md s.5: trained, it could collapse
-/// every target onto one surface).
+/// Applies the training-mode parameter settings: the modules of
+/// `train.frozen` get no gradients (so AdamW leaves them alone), and with
+/// the "surface" loss neither does the input mapper (MODEL.md s.5:
+/// trained, it could collapse every target onto one surface).
 fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
-    if cfg.train.loss == LossKind::Surface {
+    let frozen = |p: Part| cfg.train.frozen.contains(&p);
+    if cfg.train.loss == LossKind::Surface || frozen(Part::Mapper) {
         model.input_mapper = model.input_mapper.set_require_grad(false);
+    }
+    if frozen(Part::Neuron) {
+        model.neuron = model.neuron.set_require_grad(false);
+    }
+    if frozen(Part::Carrier) {
+        model.carrier = model.carrier.set_require_grad(false);
+    }
+    if frozen(Part::Collector) {
+        model.collector = model.collector.set_require_grad(false);
     }
     model
 }
@@ -292,6 +303,7 @@ impl Trainer {
                     stream::STEP,
                     self.state.step as u64 * per_step + j as u64,
                 ),
+                lesion: None,
             };
             let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
             let parts = loss::objective(&self.cfg.train, &self.model.input_mapper, out.output, out.surface, y);
@@ -312,8 +324,13 @@ impl Trainer {
         }
         let t_opt = Instant::now();
         let mut g = acc.grads();
-        let norm = grads::clip_global(&self.model, &mut g, self.cfg.train.grad_clip)?;
+        let (norm, [mapper, neuron, carrier, collector]) = grads::module_norms(&self.model, &g)?;
+        grads::clip_global(&self.model, &mut g, norm, self.cfg.train.grad_clip);
         rec.grad_norm = norm;
+        rec.grad_norm_mapper = mapper;
+        rec.grad_norm_neuron = neuron;
+        rec.grad_norm_carrier = carrier;
+        rec.grad_norm_collector = collector;
         rec.skipped = !(rec.loss.is_finite() && norm.is_finite());
         if rec.skipped {
             self.state.skipped += 1;

@@ -201,6 +201,20 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
         c[0],
         Mark::Line,
     )];
+    // Each module's share (records from before these fields read 0, and a
+    // frozen module has none: only positive values are drawn).
+    let modules: [(&str, fn(&StepRecord) -> f64); 4] = [
+        ("mapper", |s| s.grad_norm_mapper),
+        ("neuron", |s| s.grad_norm_neuron),
+        ("carrier", |s| s.grad_norm_carrier),
+        ("collector", |s| s.grad_norm_collector),
+    ];
+    for (k, (name, f)) in modules.into_iter().enumerate() {
+        let points: Vec<(f64, f64)> = by_step(&steps, f).into_iter().filter(|p| p.1 > 0.0).collect();
+        if !points.is_empty() {
+            grad.push(Series::new(format!("{name}'s gradient norm"), points, c[4 + k], Mark::Line));
+        }
+    }
     if let Some(clip) = meta
         .as_ref()
         .ok()
@@ -211,7 +225,7 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
     }
     figures.push(("optimizer.png", TALL, vec![
         panel("Learning rate", "learning rate (dimensionless)", vec![Series::new("learning rate", by_step(&steps, |s| s.lr), c[0], Mark::Line)], true),
-        panel("Global gradient norm", "L2 norm of all gradients", grad, true),
+        panel("Gradient norms: global and per module", "L2 norm of the gradients", grad, true),
     ], "Optimizer: learning rate and gradient norm".to_string(),
     format!("The learning rate of each step (linear warm-up, then cosine decay) and the global L2 norm of the gradient before clipping.{skipped_note}")));
 
