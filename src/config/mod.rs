@@ -415,9 +415,20 @@ mod tests {
 
     #[test]
     fn presets_are_valid() {
-        for p in [Preset::Debug, Preset::Experiment, Preset::Optimized] {
+        for p in [Preset::Debug, Preset::Experiment, Preset::Optimized, Preset::Tuned] {
             EnergyConfig::preset(p).validate().unwrap();
+            assert_eq!(Preset::parse(p.name()).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn the_tuned_preset_keeps_each_flow_in_its_cell() {
+        // docs/QUALITY.md's choice rests on this: a step shorter than half
+        // a cell in x and y, and no children.
+        let c = EnergyConfig::preset(Preset::Tuned);
+        let half_cell = 1.0 / (c.model.lattice_width.max(c.model.lattice_height) - 1) as f64;
+        assert!(c.flow.max_displacement * (c.flow.propagation_steps() as f64) < half_cell);
+        assert!(!c.flow.movement_spawn && c.flow.energy_residual && !c.model.mapper_layer_norm);
     }
 
     #[test]

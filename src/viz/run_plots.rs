@@ -212,7 +212,12 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
     for (k, (name, f)) in modules.into_iter().enumerate() {
         let points: Vec<(f64, f64)> = by_step(&steps, f).into_iter().filter(|p| p.1 > 0.0).collect();
         if !points.is_empty() {
-            grad.push(Series::new(format!("{name}'s gradient norm"), points, c[4 + k], Mark::Line));
+            grad.push(Series::new(
+                format!("{name}'s gradient norm"),
+                points,
+                c[4 + k],
+                Mark::Line,
+            ));
         }
     }
     if let Some(clip) = meta
