@@ -203,7 +203,8 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
     )];
     // Each module's share (records from before these fields read 0, and a
     // frozen module has none: only positive values are drawn).
-    let modules: [(&str, fn(&StepRecord) -> f64); 4] = [
+    type Field = fn(&StepRecord) -> f64;
+    let modules: [(&str, Field); 4] = [
         ("mapper", |s| s.grad_norm_mapper),
         ("neuron", |s| s.grad_norm_neuron),
         ("carrier", |s| s.grad_norm_carrier),
