@@ -12,8 +12,9 @@
 
 mod common;
 
+use common::tiny_config;
+
 use burn::tensor::{Device, Tensor};
-use energyflow::config::{EnergyConfig, Preset};
 use energyflow::device::{self, ADAPTER_VAR, DeviceKind};
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
@@ -47,29 +48,6 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     device::to_vec(t).unwrap()
-}
-
-/// The same small lattice as tests/train.rs: seconds even on a software driver.
-fn tiny_config(dim: usize) -> EnergyConfig {
-    let mut c = EnergyConfig::preset(Preset::Debug);
-    c.model.lattice_width = 5;
-    c.model.lattice_height = 4;
-    c.flow.lattice_depth = 4;
-    c.train.batch_size = 4;
-    c.model.input_embedding_dim = dim;
-    c.model.output_embedding_dim = dim;
-    c.model.mapper_hidden = Some(32);
-    c.model.neuron_hidden_dim = 8;
-    c.model.neuron_output_dim = 8;
-    c.model.carrier_hidden_dim = 16;
-    c.model.carrier_layers = 2;
-    c.flow.max_active_flows = 400;
-    c.flow.spawn_movement_threshold = 0.2;
-    c.train.warmup_steps = 3;
-    c.train.planned_steps = None;
-    c.train.samples_per_pass = None;
-    c.validate().unwrap();
-    c
 }
 
 #[test]

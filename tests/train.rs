@@ -3,36 +3,15 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
-use energyflow::config::{EnergyConfig, Part, Preset};
+use energyflow::config::Part;
 use energyflow::io::Matrix;
 use energyflow::train::metrics::{Record, StepRecord, read_records};
 use energyflow::train::{PairData, Run, RunStop, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-/// A lattice and network small enough for hundreds of steps in seconds.
-fn tiny_config(dim: usize) -> EnergyConfig {
-    let mut c = EnergyConfig::preset(Preset::Debug);
-    c.model.lattice_width = 5;
-    c.model.lattice_height = 4;
-    c.flow.lattice_depth = 4;
-    c.train.batch_size = 4;
-    c.model.input_embedding_dim = dim;
-    c.model.output_embedding_dim = dim;
-    c.model.mapper_hidden = Some(32);
-    c.model.neuron_hidden_dim = 8;
-    c.model.neuron_output_dim = 8;
-    c.model.carrier_hidden_dim = 16;
-    c.model.carrier_layers = 2;
-    c.flow.max_active_flows = 400;
-    c.flow.spawn_movement_threshold = 0.2;
-    c.train.warmup_steps = 3;
-    c.train.epochs = 4;
-    c.train.planned_steps = None;
-    c.train.samples_per_pass = None;
-    c.validate().unwrap();
-    c
-}
+mod common;
+use common::tiny_config;
 
 /// Every tensor of two safetensors weight files, compared elementwise.
 fn max_weight_diff(a: &Path, b: &Path) -> f32 {

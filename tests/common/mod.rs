@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: running the binary, checking a
-//! refusal, finding the teacher model folder. Each test crate uses a part.
+//! refusal, finding the teacher model folder, a tiny model config. Each test crate uses a part.
 #![allow(dead_code)]
 
+use energyflow::config::{EnergyConfig, Preset};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -47,4 +48,28 @@ pub fn teacher_model_dir() -> PathBuf {
              (as .ci/run does) or set ENERGYFLOW_TEACHER_MODEL to a sentence-transformers folder"
         ),
     }
+}
+
+/// A lattice and network small enough for hundreds of steps in seconds.
+pub fn tiny_config(dim: usize) -> EnergyConfig {
+    let mut c = EnergyConfig::preset(Preset::Debug);
+    c.model.lattice_width = 5;
+    c.model.lattice_height = 4;
+    c.flow.lattice_depth = 4;
+    c.train.batch_size = 4;
+    c.model.input_embedding_dim = dim;
+    c.model.output_embedding_dim = dim;
+    c.model.mapper_hidden = Some(32);
+    c.model.neuron_hidden_dim = 8;
+    c.model.neuron_output_dim = 8;
+    c.model.carrier_hidden_dim = 16;
+    c.model.carrier_layers = 2;
+    c.flow.max_active_flows = 400;
+    c.flow.spawn_movement_threshold = 0.2;
+    c.train.warmup_steps = 3;
+    c.train.epochs = 4;
+    c.train.planned_steps = None;
+    c.train.samples_per_pass = None;
+    c.validate().unwrap();
+    c
 }
