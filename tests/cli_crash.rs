@@ -6,45 +6,21 @@
 //! periodic checkpoint.
 
 use energyflow::checkpoint;
-use energyflow::io::{StoreDtype, save_matrices};
-use energyflow::train::PairData;
-use std::path::{Path, PathBuf};
+use energyflow::io::StoreDtype;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_refused, energyflow};
+use common::{Setup, assert_refused, energyflow, s, setup_with};
 
 const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
 [train]\nbatch_size = 4\nepochs = 100000\nplanned_steps = 1000000\ncheckpoint_every_steps = 2\n";
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    data: PathBuf,
-    out: PathBuf,
-}
-
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
-    let data = dir.path().join("pairs.safetensors");
-    let d = PairData::synthetic_rotation(400, 6, 2);
-    save_matrices(&data, &[("input", &d.input), ("target", &d.target)], StoreDtype::F16).unwrap();
-    let out = dir.path().join("run");
-    Setup {
-        config,
-        data,
-        out,
-        _dir: dir,
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    setup_with(TINY, 400, StoreDtype::F16)
 }
 
 fn args<'a>(st: &'a Setup, extra: &[&'a str]) -> Vec<&'a str> {

@@ -3,37 +3,14 @@
 
 use energyflow::io::{Matrix, StoreDtype, save_matrices};
 use energyflow::train::PairData;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{TINY, assert_refused, energyflow};
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    data: PathBuf,
-    out: PathBuf,
-}
+use common::{Setup, TINY, assert_refused, energyflow, s, setup_with};
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
-    let data = dir.path().join("pairs.safetensors");
-    let d = PairData::synthetic_rotation(40, 6, 2);
-    save_matrices(&data, &[("input", &d.input), ("target", &d.target)], StoreDtype::F16).unwrap();
-    let out = dir.path().join("run");
-    Setup {
-        config,
-        data,
-        out,
-        _dir: dir,
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    setup_with(TINY, 40, StoreDtype::F16)
 }
 
 /// The arguments of a quiet training run of the tiny config on the setup.

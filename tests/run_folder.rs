@@ -6,33 +6,22 @@
 use burn::tensor::Device;
 use energyflow::checkpoint;
 use energyflow::config::{ConfigSource, LossKind};
-use energyflow::io::{StoreDtype, save_matrices};
+use energyflow::io::StoreDtype;
 use energyflow::train::eval::evaluate_checkpoint;
 use energyflow::train::{DataChoice, Event, PairData, Run, RunRequest, Start, Trainer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
+
+mod common;
+use common::{Setup, setup_with};
 
 const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
 [train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\nwarmup_steps = 2\n";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    data: PathBuf,
-    out: PathBuf,
-}
-
 fn setup(extra_toml: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, format!("{TINY}{extra_toml}")).unwrap();
-    let data = dir.path().join("pairs.safetensors");
-    let d = PairData::synthetic_rotation(40, 6, 2);
-    save_matrices(&data, &[("input", &d.input), ("target", &d.target)], StoreDtype::F32).unwrap();
-    let out = dir.path().join("run");
-    Setup { dir, config, data, out }
+    setup_with(&format!("{TINY}{extra_toml}"), 40, StoreDtype::F32)
 }
 
 fn request(st: &Setup, start: Start) -> RunRequest {

@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests: running the binary, checking a
-//! refusal, finding the teacher model folder, a tiny model config. Each test crate uses a part.
+//! refusal, finding the teacher model folder, a tiny model config, a
+//! temporary run setup. Each test crate uses a part.
 #![allow(dead_code)]
 
 use energyflow::config::{EnergyConfig, Preset};
-use std::path::PathBuf;
+use energyflow::io::{StoreDtype, save_matrices};
+use energyflow::train::PairData;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A model small enough for a training step in milliseconds (for `--config`).
@@ -72,4 +75,31 @@ pub fn tiny_config(dim: usize) -> EnergyConfig {
     c.train.samples_per_pass = None;
     c.validate().unwrap();
     c
+}
+
+/// A temporary folder holding a config file, a file of synthetic 6-D pairs
+/// and the path of a run folder (not created).
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+}
+
+/// [`Setup`] with `config_toml` as the config and `pairs` rotation pairs
+/// stored as `dtype`.
+pub fn setup_with(config_toml: &str, pairs: usize, dtype: StoreDtype) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, config_toml).unwrap();
+    let data = dir.path().join("pairs.safetensors");
+    let d = PairData::synthetic_rotation(pairs, 6, 2);
+    save_matrices(&data, &[("input", &d.input), ("target", &d.target)], dtype).unwrap();
+    let out = dir.path().join("run");
+    Setup { dir, config, data, out }
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
