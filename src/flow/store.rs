@@ -4,7 +4,7 @@
 //! energy [N, 1], one hidden state [N, Hd] per GRU layer) plus host arrays of
 //! the bookkeeping the loop needs (position mirror, sample, steps). After
 //! each step the survivors and the new children are gathered into fresh
-//! dense tensors with ONE `select` per tensor: completed flows leave the
+//! dense tensors with ONE row gather per tensor: completed flows leave the
 //! active set all at once, never one by one, and nothing is written in place
 //! (so no autograd graph survives a batch, MODEL.md s.7).
 //!
@@ -15,7 +15,16 @@
 //! forward to the next.
 
 use crate::device;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
+
+/// Rows `idx` of a [N, D] tensor: `Tensor::select` on dimension 0, or a
+/// faster kernel with the same result (the caller's choice).
+pub type Gather = fn(Tensor<2>, Tensor<1, Int>) -> Tensor<2>;
+
+/// `Tensor::select` as a [`Gather`].
+pub fn select_rows(t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
+    t.select(0, idx)
+}
 
 /// Device state of the active flows (row i = flow i).
 #[derive(Debug, Clone)]
@@ -122,11 +131,18 @@ impl FlowStore {
 
 impl FlowStore {
     /// Gathers the next active set after [`super::rules::advance`]:
-    /// survivors (`keep`) then children (`children`), one `select` per
-    /// tensor. `n` is the size of the step's active set. Children take the
-    /// parent's pre-step position (`old_pos`) and its new energy and hidden
-    /// state.
-    pub fn compact(&self, n: usize, old_pos: Tensor<2>, stepped: ActiveTensors, dev: &Device) -> ActiveTensors {
+    /// survivors (`keep`) then children (`children`), one row gather
+    /// (`gather`) per tensor. `n` is the size of the step's active set.
+    /// Children take the parent's pre-step position (`old_pos`) and its new
+    /// energy and hidden state.
+    pub fn compact(
+        &self,
+        n: usize,
+        old_pos: Tensor<2>,
+        stepped: ActiveTensors,
+        dev: &Device,
+        gather: Gather,
+    ) -> ActiveTensors {
         let next = self.keep.len() + self.children.len();
         // Nothing left (the loop stops before reading it), or nobody left
         // and nobody born: the stepped state is the next state as it is.
@@ -138,16 +154,19 @@ impl FlowStore {
         state_idx.extend_from_slice(&self.children);
         let state = device::indices(&state_idx, dev);
         let pos = if self.children.is_empty() {
-            stepped.pos.select(0, state.clone())
+            gather(stepped.pos, state.clone())
         } else {
             let mut pos_idx: Vec<u32> = self.keep.clone();
             pos_idx.extend(self.children.iter().map(|&p| p + n as u32));
-            Tensor::cat(vec![stepped.pos, old_pos], 0).select(0, device::indices(&pos_idx, dev))
+            gather(
+                Tensor::cat(vec![stepped.pos, old_pos], 0),
+                device::indices(&pos_idx, dev),
+            )
         };
         ActiveTensors {
             pos,
-            energy: stepped.energy.select(0, state.clone()),
-            hidden: stepped.hidden.into_iter().map(|h| h.select(0, state.clone())).collect(),
+            energy: gather(stepped.energy, state.clone()),
+            hidden: stepped.hidden.into_iter().map(|h| gather(h, state.clone())).collect(),
         }
     }
 }

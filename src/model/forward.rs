@@ -16,12 +16,14 @@
 
 use super::EnergyFlowModel;
 use super::carrier::StepSettings;
+use super::kernels;
 use super::layers::DropoutMasks;
 use super::lesion::{self, Lesion};
 use crate::config::EnergyConfig;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::rules::wall_device;
+use crate::flow::store::{Gather, select_rows};
 use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
 use crate::geometry::nearer_plane;
 use burn::tensor::Tensor;
@@ -193,6 +195,11 @@ impl EnergyFlowModel {
         let sigma = flow.exploration_noise as f32;
         let noise = (opts.training && sigma > 0.0).then(|| Normal::new(0.0f32, sigma).expect("sigma validated"));
         let (mut best, mut stale) = (0usize, 0usize);
+        let gather: Gather = if flow.fused_kernels {
+            kernels::gather_rows
+        } else {
+            select_rows
+        };
         let settings = StepSettings {
             displacement_scale: opts.displacement_scale,
             max_displacement: flow.max_displacement,
@@ -238,7 +245,7 @@ impl EnergyFlowModel {
                 energy: out.energy,
                 hidden: out.hidden,
             };
-            act = store.compact(n, act.pos, stepped, &dev);
+            act = store.compact(n, act.pos, stepped, &dev, gather);
             // Trace hook (inspect only): reads the step's energies back.
             if let Some(trace) = trace.as_mut() {
                 trace.step(store, &raw_host, &rules, stats, &act.energy)?;

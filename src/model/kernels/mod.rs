@@ -10,6 +10,8 @@
 //!   vectorised);
 //! - `matmul`: the matrix product on our own split over the cores
 //!   (`gemm_cpu`), with its backward;
+//! - `rows`: the row gather of the flow compaction (`RowOps`), parallel,
+//!   with a parallel backward;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise.
 
 mod gelu;
@@ -19,11 +21,13 @@ mod gru;
 pub mod gru_cpu;
 pub mod math;
 mod matmul;
+mod rows;
 mod uninit;
 
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
 pub use matmul::{MatmulOps, matmul};
+pub use rows::{RowOps, gather_rows};
 
 use burn::nn::Linear;
 use burn::tensor::Tensor;

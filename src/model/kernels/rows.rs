@@ -1,0 +1,276 @@
+//! Row gather as a burn backend extension (`RowOps`): the compaction of the
+//! active flows' state after each propagation step (`FlowStore::compact`).
+//!
+//! Why: Flex's `select` copies the rows on the calling thread, and its
+//! backward clears a [N, D] buffer and adds the rows back one by one, also
+//! on one thread; for the hidden states ([N, 256] at debug, three [N, 512]
+//! at experiment) these were the largest serial passes of a training step.
+//!
+//! - Flex (CPU): the rows are copied in parallel; the backward builds the
+//!   inverse of the index (which output rows each source row went to) and
+//!   writes every source row of the gradient once, in parallel: the sum of
+//!   its output rows' gradients in output order (children share a parent
+//!   row), or zeros. No buffer is cleared first, no row is written twice,
+//!   and the result does not depend on the number of threads.
+//! - Autodiff: one graph node with that backward.
+//! - Other backends (Vulkan) and non-f32 Flex tensors: `select` and
+//!   `select_add`, through the default bodies.
+
+use super::uninit::{assume_init, uninit};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::{FloatTensor, IndexingUpdateOp, IntTensor};
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorData, TensorMetadata, backend_extension};
+use burn::tensor::{Int, Tensor};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Below this many elements one thread copies faster than two.
+const PARALLEL_MIN: usize = 1 << 15;
+/// Elements per parallel task (whole rows).
+const PER_TASK: usize = 1 << 14;
+
+/// out[i] = t[idx[i]], rows of a [N, D] tensor.
+#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
+pub trait RowOps: Backend {
+    /// Rows `idx` [M] of `t` [N, D]: [M, D].
+    fn gather_rows(t: FloatTensor<Self>, idx: IntTensor<Self>) -> FloatTensor<Self> {
+        Self::float_select(t, 0, idx)
+    }
+
+    /// The backward of `gather_rows` from a source of `rows` rows: [rows, D],
+    /// row s = the sum of `grad`'s rows i with idx[i] = s.
+    fn gather_rows_backward(grad: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
+        scatter_add::<Self>(grad, idx, rows)
+    }
+}
+
+/// Burn's own backward of `select` on dimension 0.
+fn scatter_add<B: Backend>(grad: FloatTensor<B>, idx: IntTensor<B>, rows: usize) -> FloatTensor<B> {
+    let d = grad.shape()[1];
+    let zeros = B::float_zeros([rows, d].into(), &grad.device(), grad.dtype().into());
+    B::float_select_assign(zeros, 0, idx, grad, IndexingUpdateOp::Add)
+}
+
+/// The host indices of a Flex int tensor, or None for an index type
+/// Flex's `select` would have to handle.
+fn host_indices(idx: &FlexTensor) -> Option<Vec<usize>> {
+    let idx = idx.to_contiguous();
+    match idx.dtype() {
+        DType::I64 => Some(idx.as_slice::<i64>()?.iter().map(|&i| i as usize).collect()),
+        DType::I32 => Some(idx.as_slice::<i32>()?.iter().map(|&i| i as usize).collect()),
+        _ => None,
+    }
+}
+
+/// A contiguous f32 [N, D] Flex tensor, or None.
+fn f32_matrix(t: &FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 || t.shape().num_dims() != 2 {
+        return None;
+    }
+    Some(if t.as_slice::<f32>().is_some() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    })
+}
+
+/// Splits `out` into tasks of whole rows of width `d`, in parallel when
+/// there is enough to share, and runs `f(first row, rows)` on each.
+fn by_rows(out: &mut [MaybeUninit<f32>], d: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) {
+    let rows_per = (PER_TASK / d.max(1)).max(1);
+    if out.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(rows_per * d)
+            .enumerate()
+            .for_each(|(k, c)| f(k * rows_per, c));
+    } else {
+        out.chunks_mut(rows_per * d)
+            .enumerate()
+            .for_each(|(k, c)| f(k * rows_per, c));
+    }
+}
+
+/// Rows `idx` of `src` [.., d]. Panics on an index out of range (the
+/// caller builds the indices; a bad one is a bug, not an input).
+pub fn gather(src: &[f32], d: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = uninit(idx.len() * d);
+    if d > 0 {
+        by_rows(&mut out, d, |first, chunk| {
+            for (row, &s) in chunk.chunks_exact_mut(d).zip(&idx[first..]) {
+                for (o, &v) in row.iter_mut().zip(&src[s * d..(s + 1) * d]) {
+                    o.write(v);
+                }
+            }
+        });
+    }
+    // SAFETY: every row of `out` was written above.
+    unsafe { assume_init(out) }
+}
+
+/// The gradient of `gather` for a source of `rows` rows: row s = the sum,
+/// in output order, of `grad`'s rows i with idx[i] = s; zeros where none.
+pub fn gather_backward(grad: &[f32], d: usize, idx: &[usize], rows: usize) -> Vec<f32> {
+    // The inverse index as CSR: the output rows of source s are
+    // order[start[s]..start[s + 1]], in increasing order.
+    let mut start = vec![0usize; rows + 1];
+    for &s in idx {
+        start[s + 1] += 1;
+    }
+    for s in 0..rows {
+        start[s + 1] += start[s];
+    }
+    let mut fill = start.clone();
+    let mut order = vec![0usize; idx.len()];
+    for (i, &s) in idx.iter().enumerate() {
+        order[fill[s]] = i;
+        fill[s] += 1;
+    }
+    let mut out = uninit(rows * d);
+    if d > 0 {
+        by_rows(&mut out, d, |first, chunk| {
+            for (k, row) in chunk.chunks_exact_mut(d).enumerate() {
+                let s = first + k;
+                let outs = &order[start[s]..start[s + 1]];
+                let Some((&i0, rest)) = outs.split_first() else {
+                    row.iter_mut().for_each(|o| {
+                        o.write(0.0);
+                    });
+                    continue;
+                };
+                for (o, &v) in row.iter_mut().zip(&grad[i0 * d..(i0 + 1) * d]) {
+                    o.write(v);
+                }
+                // SAFETY: the row was written just above.
+                let row: &mut [f32] = unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                for &i in rest {
+                    row.iter_mut()
+                        .zip(&grad[i * d..(i + 1) * d])
+                        .for_each(|(o, &v)| *o += v);
+                }
+            }
+        });
+    }
+    // SAFETY: every row of `out` was written above.
+    unsafe { assume_init(out) }
+}
+
+impl RowOps for Flex {
+    fn gather_rows(t: FlexTensor, idx: FlexTensor) -> FlexTensor {
+        match (f32_matrix(&t), host_indices(&idx)) {
+            (Some(m), Some(ix)) => {
+                let d = m.shape()[1];
+                let out = gather(m.as_slice::<f32>().expect("contiguous f32"), d, &ix);
+                FlexTensor::from_data(TensorData::new(out, [ix.len(), d]))
+            }
+            _ => Flex::float_select(t, 0, idx),
+        }
+    }
+
+    fn gather_rows_backward(grad: FlexTensor, idx: FlexTensor, rows: usize) -> FlexTensor {
+        match (f32_matrix(&grad), host_indices(&idx)) {
+            (Some(g), Some(ix)) => {
+                let d = g.shape()[1];
+                let out = gather_backward(g.as_slice::<f32>().expect("contiguous f32"), d, &ix, rows);
+                FlexTensor::from_data(TensorData::new(out, [rows, d]))
+            }
+            _ => scatter_add::<Flex>(grad, idx, rows),
+        }
+    }
+}
+
+#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+impl RowOps for burn::backend::Cube {}
+
+#[derive(Debug)]
+struct GatherBackward;
+
+impl<B: Backend + RowOps> Backward<B, 1> for GatherBackward {
+    /// The indices and the source's row count.
+    type State = (IntTensor<B>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (idx, rows) = ops.state;
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::gather_rows_backward(grad, idx, rows));
+        }
+    }
+}
+
+impl<B: Backend + RowOps, C: CheckpointStrategy> RowOps for Autodiff<B, C> {
+    fn gather_rows(t: FloatTensor<Self>, idx: IntTensor<Self>) -> FloatTensor<Self> {
+        let guard = [t.node()];
+        let t = t.into_primitive();
+        match GatherBackward.prepare::<C>(guard).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let rows = t.shape()[0];
+                let out = B::gather_rows(t, idx.clone());
+                prep.finish((idx, rows), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gather_rows(t, idx)),
+        }
+    }
+}
+
+/// Rows `idx` of `t` [N, D] through the parallel kernel.
+pub fn gather_rows(t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RowOps>::gather_rows(
+        t.into_dispatch(),
+        idx.into_dispatch(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_copies_rows_and_its_backward_sums_repeats_in_order() {
+        for (rows, d) in [(5, 3), (300, 200), (1, 1), (4, 0)] {
+            let src: Vec<f32> = (0..rows * d).map(|i| i as f32 * 0.5 - 7.0).collect();
+            // Survivors in order, then children repeating parents.
+            let mut idx: Vec<usize> = (0..rows).filter(|i| i % 3 != 1).collect();
+            idx.extend((0..rows).filter(|i| i % 4 == 0).flat_map(|i| [i, i]));
+            let out = gather(&src, d, &idx);
+            assert_eq!(out.len(), idx.len() * d);
+            for (k, &s) in idx.iter().enumerate() {
+                assert_eq!(&out[k * d..(k + 1) * d], &src[s * d..(s + 1) * d], "{rows}x{d} row {k}");
+            }
+            let grad: Vec<f32> = (0..idx.len() * d).map(|i| (i % 17) as f32 - 8.0).collect();
+            let back = gather_backward(&grad, d, &idx, rows);
+            let mut want = vec![0.0f32; rows * d];
+            for (k, &s) in idx.iter().enumerate() {
+                for j in 0..d {
+                    want[s * d + j] += grad[k * d + j];
+                }
+            }
+            assert_eq!(back, want, "{rows}x{d}");
+        }
+    }
+
+    #[test]
+    fn flex_ops_equal_select_and_select_add() {
+        use burn::backend::ops::{FloatTensorOps, IntTensorOps};
+        let dev = Default::default();
+        let (rows, d) = (40, 9);
+        let data: Vec<f32> = (0..rows * d).map(|i| (i as f32).sin()).collect();
+        let t = FlexTensor::from_data(TensorData::new(data, [rows, d]));
+        let ix: Vec<i64> = vec![0, 2, 3, 39, 3, 3, 17];
+        let idx = Flex::int_from_data(TensorData::new(ix.clone(), [ix.len()]), &dev);
+        let ours = Flex::gather_rows(t.clone(), idx.clone()).into_data();
+        let theirs = Flex::float_select(t, 0, idx.clone()).into_data();
+        assert_eq!(ours, theirs);
+        let g = FlexTensor::from_data(TensorData::new(
+            (0..ix.len() * d).map(|i| i as f32).collect::<Vec<f32>>(),
+            [ix.len(), d],
+        ));
+        let ours = Flex::gather_rows_backward(g.clone(), idx.clone(), rows).into_data();
+        let theirs = scatter_add::<Flex>(g.clone(), idx.clone(), rows).into_data();
+        assert_eq!(ours, theirs);
+    }
+}
