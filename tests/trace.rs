@@ -73,7 +73,9 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
         assert_eq!(t.frames[step].len(), active, "step {}", step + 1);
     }
     // The starting energies are the mapper's.
-    let mapped = model.input_mapper.forward(device::matrix(data, b, e_in, &dev), None);
+    let mapped = model
+        .input_mapper
+        .forward(device::matrix(data, b, e_in, &dev), None, true);
     assert_eq!(t.frames[0].energy, device::to_vec(mapped).unwrap());
 
     // Per-step counts add up to the totals.

@@ -5,6 +5,7 @@
 //! Linear(I,E_out)` (the LayerNorms only with `model.mapper_layer_norm`,
 //! the default).
 
+use super::kernels::linear;
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
@@ -43,15 +44,16 @@ impl OutputCollector {
     }
 
     /// surface [B, S] -> [B, E_out].
-    /// `masks`: Some in training (dropout on), None in inference.
-    pub fn forward(&self, surface: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
+    /// `masks`: Some in training (dropout on), None in inference. `fused`
+    /// (`flow.fused_kernels`): the products on our split over the cores.
+    pub fn forward(&self, surface: Tensor<2>, mut masks: Option<&mut DropoutMasks>, fused: bool) -> Tensor<2> {
         let [h, w] = self.position_weights.dims();
         let x = surface * self.position_weights.val().reshape([1, h * w]);
-        let x = normed(&self.ln1, self.gelu.forward(self.fc1.forward(x)));
+        let x = normed(&self.ln1, self.gelu.forward(linear(&self.fc1, x, fused)));
         let x = dropout(x, 0.05, masks.as_deref_mut());
-        let x = normed(&self.ln2, self.gelu.forward(self.fc2.forward(x)));
+        let x = normed(&self.ln2, self.gelu.forward(linear(&self.fc2, x, fused)));
         let x = dropout(x, 0.1, masks);
-        self.fc3.forward(x)
+        linear(&self.fc3, x, fused)
     }
 }
 
@@ -84,9 +86,15 @@ mod tests {
         assert_eq!(c.fc3.weight.dims(), [6, 5]);
         assert_eq!(c.ln1.as_ref().map(|n| n.gamma.dims()), Some([16]));
         let surface = device::matrix((0..24).map(|i| (i as f32 * 0.3).sin()).collect(), 3, 8, &dev);
-        let y = c.forward(surface.clone(), None);
+        let y = c.forward(surface.clone(), None, true);
         assert_eq!(y.dims(), [3, 5]);
-        assert!(device::to_vec(y).unwrap().iter().all(|v| v.is_finite()));
+        let y = device::to_vec(y).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()));
+        // Burn's own products (fused_kernels = false) give the same output.
+        let composed = device::to_vec(c.forward(surface.clone(), None, false)).unwrap();
+        for (a, b) in composed.iter().zip(&y) {
+            assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+        }
         // Without LayerNorms: none built, and the forward still runs.
         let plain = OutputCollector::new(
             &ModelConfig {
@@ -98,6 +106,6 @@ mod tests {
         );
         assert!(plain.ln1.is_none() && plain.ln2.is_none());
         assert_eq!(plain.num_params(), c.num_params() - 2 * (16 + 6));
-        assert_eq!(plain.forward(surface, None).dims(), [3, 5]);
+        assert_eq!(plain.forward(surface, None, true).dims(), [3, 5]);
     }
 }

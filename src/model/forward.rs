@@ -120,7 +120,7 @@ impl EnergyFlowModel {
             .then(|| DropoutMasks::new(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15, cfg.train.dropout_scale));
 
         // 1. Map, and start B*S flows.
-        let energies = self.input_mapper.forward(input, masks.as_mut());
+        let energies = self.input_mapper.forward(input, masks.as_mut(), cfg.flow.fused_kernels);
         let energies = lesion::on_energies(energies, opts.lesion, opts.noise_seed);
         let (act, mut stats) = start_flows(
             cfg,
@@ -159,7 +159,9 @@ impl EnergyFlowModel {
         let t3 = Instant::now();
 
         // 5. Read out.
-        let output = self.collector.forward(surface.clone(), masks.as_mut());
+        let output = self
+            .collector
+            .forward(surface.clone(), masks.as_mut(), cfg.flow.fused_kernels);
         let t4 = Instant::now();
         Ok(ForwardOutput {
             output,

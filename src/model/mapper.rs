@@ -8,6 +8,7 @@
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
 
+use super::kernels::linear;
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
@@ -51,13 +52,14 @@ impl InputMapper {
     }
 
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
-    /// `masks`: Some in training (dropout on), None in inference.
-    pub fn forward(&self, x: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
-        let x = normed(&self.ln1, self.gelu.forward(self.fc1.forward(x)));
+    /// `masks`: Some in training (dropout on), None in inference. `fused`
+    /// (`flow.fused_kernels`): the products on our split over the cores.
+    pub fn forward(&self, x: Tensor<2>, mut masks: Option<&mut DropoutMasks>, fused: bool) -> Tensor<2> {
+        let x = normed(&self.ln1, self.gelu.forward(linear(&self.fc1, x, fused)));
         let x = dropout(x, 0.1, masks.as_deref_mut());
-        let x = normed(&self.ln2, self.gelu.forward(self.fc2.forward(x)));
+        let x = normed(&self.ln2, self.gelu.forward(linear(&self.fc2, x, fused)));
         let x = dropout(x, 0.05, masks);
-        let x = self.fc3.forward(x).tanh();
+        let x = linear(&self.fc3, x, fused).tanh();
         let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
         let [h, w] = self.positional.dims();
         x + self.positional.val().reshape([1, h * w])
@@ -92,24 +94,29 @@ mod tests {
         assert_eq!(device::to_vec(m.scale.val()).unwrap(), vec![1.0]);
         assert_eq!(device::to_vec(m.bias.val()).unwrap(), vec![0.0]);
         let x = device::matrix((0..14).map(|i| i as f32 * 0.1).collect(), 2, 7, &dev);
-        let y = m.forward(x.clone(), None);
+        let y = m.forward(x.clone(), None, true);
         assert_eq!(y.dims(), [2, 15]);
         // tanh output plus a small positional table: within (-1.2, 1.2).
         assert!(device::to_vec(y.clone()).unwrap().iter().all(|v| v.abs() < 1.2));
+        // Burn's own products (fused_kernels = false) give the same map.
+        let composed = device::to_vec(m.forward(x.clone(), None, false)).unwrap();
+        for (a, b) in composed.iter().zip(device::to_vec(y.clone()).unwrap()) {
+            assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+        }
         // Inference is deterministic; training dropout changes the output.
         assert_eq!(
-            device::to_vec(m.forward(x.clone(), None)).unwrap(),
+            device::to_vec(m.forward(x.clone(), None, true)).unwrap(),
             device::to_vec(y.clone()).unwrap()
         );
         let mut masks = DropoutMasks::new(3, 1.0);
         assert_ne!(
-            device::to_vec(m.forward(x.clone(), Some(&mut masks))).unwrap(),
+            device::to_vec(m.forward(x.clone(), Some(&mut masks), true)).unwrap(),
             device::to_vec(y.clone()).unwrap()
         );
         // A dropout scale of 0 is inference.
         let mut off = DropoutMasks::new(3, 0.0);
         assert_eq!(
-            device::to_vec(m.forward(x.clone(), Some(&mut off))).unwrap(),
+            device::to_vec(m.forward(x.clone(), Some(&mut off), true)).unwrap(),
             device::to_vec(y).unwrap()
         );
         // Without LayerNorms: none built, and the forward still runs.
@@ -123,6 +130,6 @@ mod tests {
         );
         assert!(plain.ln1.is_none() && plain.ln2.is_none());
         assert_eq!(plain.num_params(), m.num_params() - 2 * (6 + 30));
-        assert_eq!(plain.forward(x, None).dims(), [2, 15]);
+        assert_eq!(plain.forward(x, None, true).dims(), [2, 15]);
     }
 }

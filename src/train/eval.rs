@@ -75,10 +75,10 @@ pub fn evaluate_lesioned(
             lesion,
             ..ForwardOptions::inference(cfg)
         };
-        let mapped = model.input_mapper.forward(x.clone(), None);
+        let mapped = model.input_mapper.forward(x.clone(), None, cfg.flow.fused_kernels);
         let out = model.forward(cfg, x, &mut ws, &opts)?;
         probe.add(mapped, out.surface.clone(), out.output.clone())?;
-        let parts = loss::objective(&cfg.train, &model.input_mapper, out.output, out.surface, y);
+        let parts = loss::objective(cfg, &model.input_mapper, out.output, out.surface, y);
         let [l, m, c] = parts.to_host()?;
         loss_sum += l * b as f64;
         mse_sum += m * b as f64;

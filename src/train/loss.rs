@@ -7,7 +7,7 @@
 //! - "surface" (the reference objective): `MSE(surface, InputMapper(y))`
 //!   with the mapped target detached (and the mapper frozen by the trainer).
 
-use crate::config::{LossKind, TrainConfig};
+use crate::config::{EnergyConfig, LossKind};
 use crate::model::mapper::InputMapper;
 use burn::tensor::Tensor;
 
@@ -48,17 +48,18 @@ impl LossParts {
 /// `surface` [B, S] from the forward, `target` [B, E_out]; the "surface"
 /// loss maps the target through `mapper` (inference mode, detached).
 pub fn objective(
-    train: &TrainConfig,
+    cfg: &EnergyConfig,
     mapper: &InputMapper,
     output: Tensor<2>,
     surface: Tensor<2>,
     target: Tensor<2>,
 ) -> LossParts {
+    let train = &cfg.train;
     match train.loss {
         LossKind::Embedding => embedding_loss(output, target, train.mse_weight, train.lambda_cos),
         LossKind::Surface => {
             let cosine = row_cosine(output, target.clone()).mean();
-            surface_loss(surface, mapper.forward(target, None), cosine)
+            surface_loss(surface, mapper.forward(target, None, cfg.flow.fused_kernels), cosine)
         }
     }
 }

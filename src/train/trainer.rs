@@ -306,7 +306,7 @@ impl Trainer {
                 lesion: None,
             };
             let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
-            let parts = loss::objective(&self.cfg.train, &self.model.input_mapper, out.output, out.surface, y);
+            let parts = loss::objective(&self.cfg, &self.model.input_mapper, out.output, out.surface, y);
             let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
             rec.loss += l * share;
