@@ -14,7 +14,7 @@
 //!   and the result does not depend on the number of threads.
 //! - Autodiff: one graph node with that backward.
 //! - Other backends (Vulkan) and non-f32 Flex tensors: `select` and
-//!   `select_add`, through the default bodies.
+//!   burn's own backward of it, through the default bodies.
 
 use super::uninit::{assume_init, uninit};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -29,7 +29,8 @@ use burn::tensor::{Int, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Below this many elements one thread copies faster than two.
+/// Below this many elements (128 KB) the copy stays on the calling thread:
+/// too short to be worth waking another.
 const PARALLEL_MIN: usize = 1 << 15;
 /// Elements per parallel task (whole rows).
 const PER_TASK: usize = 1 << 14;
