@@ -7,7 +7,7 @@
 //! - Other backends (Vulkan) and non-f32 Flex tensors: burn's own GELU and
 //!   its backward, through the default bodies.
 
-use super::gelu_cpu;
+use super::{contiguous_f32, gelu_cpu};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -38,31 +38,20 @@ pub trait GeluOps: Backend {
     }
 }
 
-/// The f32 data of a Flex tensor, made contiguous; None for other dtypes.
-fn f32_data(t: &FlexTensor) -> Option<FlexTensor> {
-    (t.dtype() == DType::F32).then(|| {
-        if t.as_slice::<f32>().is_some() {
-            t.clone()
-        } else {
-            t.to_contiguous()
-        }
-    })
-}
-
 fn like(t: &FlexTensor, data: Vec<f32>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, t.shape()))
 }
 
 impl GeluOps for Flex {
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
-        match f32_data(&x) {
+        match contiguous_f32(&x) {
             Some(c) => like(&x, gelu_cpu::gelu(c.as_slice::<f32>().expect("contiguous f32"))),
             None => Flex::gelu(x),
         }
     }
 
     fn fused_gelu_saving(x: FlexTensor) -> (FlexTensor, FlexTensor) {
-        match f32_data(&x) {
+        match contiguous_f32(&x) {
             Some(c) => {
                 let (y, dy) = gelu_cpu::gelu_saving(c.as_slice::<f32>().expect("contiguous f32"));
                 (like(&x, y), like(&x, dy))

@@ -13,6 +13,7 @@
 //! same cell written with ordinary tensor ops (the reference the fused one
 //! is tested against, and what `flow.fused_kernels = false` runs).
 
+use super::contiguous_f32;
 use super::gru_cpu::{self, GruInputs};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -20,7 +21,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, Slice, TensorData, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, Slice, TensorData, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
@@ -145,30 +146,24 @@ fn composed_backward<B: Backend>(
     (d_gx, d_gh, d_h, d_bi, d_bh)
 }
 
-/// A contiguous f32 view of a Flex tensor, or None for other dtypes.
-fn f32_rows(t: &FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    Some(if t.as_slice::<f32>().is_some() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    })
-}
-
 fn flex(data: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, [rows, cols]))
 }
 
 fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("made contiguous f32 by f32_rows")
+    t.as_slice::<f32>().expect("made contiguous f32 by contiguous_f32")
 }
 
 /// One Flex GRU step; None when an input is not f32 (the caller then takes
 /// the composed path).
 fn flex_forward([gx, gh, h, bi, bh]: [&FlexTensor; 5], save: bool) -> Option<(FlexTensor, FlexTensor)> {
-    let (gx, gh, h, bi, bh) = (f32_rows(gx)?, f32_rows(gh)?, f32_rows(h)?, f32_rows(bi)?, f32_rows(bh)?);
+    let (gx, gh, h, bi, bh) = (
+        contiguous_f32(gx)?,
+        contiguous_f32(gh)?,
+        contiguous_f32(h)?,
+        contiguous_f32(bi)?,
+        contiguous_f32(bh)?,
+    );
     let [n, hd] = [h.shape()[0], h.shape()[1]];
     let x = GruInputs {
         gx: slice(&gx),
@@ -208,7 +203,7 @@ impl GruOps for Flex {
         h: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
-        match (f32_rows(&saved), f32_rows(&h), f32_rows(&grad)) {
+        match (contiguous_f32(&saved), contiguous_f32(&h), contiguous_f32(&grad)) {
             (Some(s), Some(hh), Some(g)) => {
                 let [n, hd] = [hh.shape()[0], hh.shape()[1]];
                 let d = gru_cpu::gru_backward(slice(&s), slice(&hh), slice(&g), hd);

@@ -29,6 +29,8 @@ pub use gru::{GruOps, gru_cell, gru_cell_composed};
 pub use matmul::{MatmulOps, matmul};
 pub use rows::{RowOps, gather_rows};
 
+use burn::backend::DType;
+use burn::backend::flex::FlexTensor;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation;
@@ -49,4 +51,16 @@ pub fn linear(layer: &Linear, x: Tensor<2>, fused: bool) -> Tensor<2> {
         Some(b) => y + b.val().unsqueeze(),
         None => y,
     }
+}
+
+/// The f32 data of a Flex tensor, made contiguous (copied only when it is
+/// a strided view); None for other dtypes, which the kernels leave to burn.
+fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+    (t.dtype() == DType::F32).then(|| {
+        if t.as_slice::<f32>().is_some() {
+            t.clone()
+        } else {
+            t.to_contiguous()
+        }
+    })
 }

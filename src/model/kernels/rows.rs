@@ -16,6 +16,7 @@
 //! - Other backends (Vulkan) and non-f32 Flex tensors: `select` and
 //!   burn's own backward of it, through the default bodies.
 
+use super::contiguous_f32;
 use super::uninit::{assume_init, uninit};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -70,14 +71,10 @@ fn host_indices(idx: &FlexTensor) -> Option<Vec<usize>> {
 
 /// A contiguous f32 [N, D] Flex tensor, or None.
 fn f32_matrix(t: &FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 || t.shape().num_dims() != 2 {
+    if t.shape().num_dims() != 2 {
         return None;
     }
-    Some(if t.as_slice::<f32>().is_some() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    })
+    contiguous_f32(t)
 }
 
 /// Splits `out` into tasks of whole rows of width `d`, in parallel when
