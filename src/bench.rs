@@ -222,8 +222,12 @@ pub struct StepBench {
     pub infer_ms: f64,
     pub peak_rss_mb: f64,
     /// Process CPU time over wall time during the timed steps, divided by
-    /// the cores available (1.0 = every core busy all the time).
+    /// the cores available (1.0 = every core busy all the time), less the
+    /// time the kept-awake workers spun without work (`pool`).
     pub cpu_utilisation: f64,
+    /// The spinning left out of `cpu_utilisation`, on the same scale:
+    /// their sum is the CPU the process held.
+    pub cpu_spin: f64,
     pub cores: usize,
     pub runs: usize,
 }
@@ -278,12 +282,13 @@ pub fn bench_step(
     for _ in 0..warmup {
         trainer.train_step(&data)?;
     }
-    let (wall0, cpu0) = (Instant::now(), metrics::cpu_seconds());
+    let (wall0, cpu0, spin0) = (Instant::now(), metrics::cpu_seconds(), crate::pool::spin_seconds());
     let mut recs = Vec::with_capacity(runs);
     for _ in 0..runs {
         recs.push(trainer.train_step(&data)?);
     }
     let (wall, cpu) = (wall0.elapsed().as_secs_f64(), metrics::cpu_seconds() - cpu0);
+    let spin = crate::pool::spin_seconds() - spin0;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let med = |f: &dyn Fn(&crate::train::metrics::StepRecord) -> f64| {
         let mut v: Vec<f64> = recs.iter().map(f).collect();
@@ -327,7 +332,8 @@ pub fn bench_step(
         train_step_ms: med(&|r| r.step_ms),
         infer_ms,
         peak_rss_mb: metrics::peak_rss_mb(),
-        cpu_utilisation: cpu / wall.max(1e-9) / cores as f64,
+        cpu_utilisation: (cpu - spin).max(0.0) / wall.max(1e-9) / cores as f64,
+        cpu_spin: spin / wall.max(1e-9) / cores as f64,
         cores,
         runs,
     })

@@ -194,6 +194,11 @@ mod gpu {
     }
 }
 
+/// Whether `device` is the CPU (Flex), with or without autodiff.
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
 /// A float tensor [rows, cols] from host data.
 pub fn matrix(data: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(data, [rows, cols]), device)

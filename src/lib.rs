@@ -37,6 +37,7 @@ pub mod flow;
 pub mod geometry;
 pub mod io;
 pub mod model;
+pub mod pool;
 pub mod teacher;
 pub mod train;
 pub mod viz;

@@ -372,3 +372,34 @@ fn periodic_validation_adds_points_and_leaves_the_trajectory_alone() {
         vec![(2, false), (4, false), (6, true), (8, false)]
     );
 }
+
+/// Workers kept awake (`flow.spin_wait`) change the speed only: steps run
+/// inside a two-thread pool equal, to the bit, the ones with the workers
+/// left to sleep between operations.
+#[test]
+fn spinning_workers_leave_the_steps_unchanged() {
+    let data = PairData::synthetic_rotation(20, 6, 1);
+    let dev = Device::flex();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let steps = |spin: bool| {
+        let mut cfg = tiny_config(6);
+        cfg.flow.spin_wait = spin;
+        pool.install(|| {
+            let mut t = Trainer::new(cfg, &data, 5, &dev).unwrap();
+            (0..3)
+                .map(|_| {
+                    let r = t.train_step(&data).unwrap();
+                    (r.loss.to_bits(), r.grad_norm.to_bits())
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let spun_before = energyflow::pool::spin_seconds();
+    let on = steps(true);
+    assert!(
+        energyflow::pool::spin_seconds() > spun_before,
+        "no worker was kept awake"
+    );
+    assert_eq!(on, steps(false));
+    assert_eq!(on, steps(true));
+}

@@ -194,6 +194,13 @@ pub struct FlowConfig {
     /// the composed reference ops instead (same maths, for comparison).
     /// Default true.
     pub fused_kernels: bool,
+    /// Keep the CPU pool's other workers spinning through a forward or a
+    /// training step (`pool::awake`), so each parallel operation starts on
+    /// every core instead of waiting for a sleeping thread to wake; false
+    /// lets them sleep between operations (their cores free for other
+    /// programs, the step a few percent slower). Default true.
+    #[serde(default = "yes")]
+    pub spin_wait: bool,
 }
 
 impl FlowConfig {

@@ -85,6 +85,7 @@ impl EnergyConfig {
             convergence_patience: 5,
             energy_residual: false,
             fused_kernels: true,
+            spin_wait: true,
         };
         let train = TrainConfig::default();
         match p {

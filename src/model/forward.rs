@@ -105,6 +105,18 @@ impl EnergyFlowModel {
         ws: &mut Workspace,
         opts: &ForwardOptions,
     ) -> Result<ForwardOutput> {
+        let spin = cfg.flow.spin_wait && device::is_cpu(&input.device());
+        crate::pool::awake(spin, || self.forward_awake(cfg, input, ws, opts))
+    }
+
+    /// [`Self::forward`], with the pool's workers kept awake or not.
+    fn forward_awake(
+        &self,
+        cfg: &EnergyConfig,
+        input: Tensor<2>,
+        ws: &mut Workspace,
+        opts: &ForwardOptions,
+    ) -> Result<ForwardOutput> {
         let [b, e_in] = input.dims();
         if e_in != cfg.model.input_embedding_dim {
             return Err(Error::input(format!(

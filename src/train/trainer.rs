@@ -272,6 +272,11 @@ impl Trainer {
     /// not finite, nothing (the step is counted as skipped and the weights
     /// and optimizer state stay as they were).
     pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
+        let spin = self.cfg.flow.spin_wait && device::is_cpu(&self.device);
+        crate::pool::awake(spin, || self.step(data))
+    }
+
+    fn step(&mut self, data: &PairData) -> Result<StepRecord> {
         let t_step = Instant::now();
         let batches = self.next_batches();
         let rows: usize = batches.iter().map(Vec::len).sum();
