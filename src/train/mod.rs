@@ -1,11 +1,12 @@
 //! Training end to end (MODEL.md s.5): a run folder and its loop (`run`),
 //! how a run starts in it (`open`) and its lock (`lock`),
-//! one optimizer step (`trainer`), data and the held-out split (`data`),
+//! one optimizer step (`trainer`) and its AdamW (`adamw`), data and the held-out split (`data`),
 //! objectives (`loss`), the learning-rate schedule (`schedule`), global
 //! gradient-norm clipping (`grads`), per-step metrics (`metrics`), and
 //! held-out evaluation against the identity and linear baselines (`eval`),
 //! and how much the signal varies across samples on its way (`spread`).
 
+pub mod adamw;
 pub mod data;
 pub mod eval;
 pub mod grads;

@@ -17,6 +17,7 @@
 //! onto the right tensors: a run resumed from a checkpoint computes the
 //! same weights as one that never stopped.
 
+use super::adamw::FusedAdamW;
 use super::data::{PairData, Split, epoch_order, mix, stream};
 use super::eval::{self, ModelMetrics};
 use super::grads;
@@ -36,14 +37,25 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The optimizer the config asks for (every hyper-parameter explicit: burn's
-/// defaults differ from PyTorch's). Clipping is done globally by us.
+/// defaults differ from PyTorch's): our fused AdamW, or burn's with
+/// `flow.fused_kernels = false` (same values, same state format).
+/// Clipping is done globally by us.
 fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
     let t = &cfg.train;
+    let ours = FusedAdamW {
+        beta_1: t.beta1 as f32,
+        beta_2: t.beta2 as f32,
+        epsilon: t.epsilon as f32,
+        weight_decay: t.weight_decay as f32,
+    };
+    if cfg.flow.fused_kernels {
+        return ours.init();
+    }
     AdamWConfig::new()
-        .with_beta_1(t.beta1 as f32)
-        .with_beta_2(t.beta2 as f32)
-        .with_epsilon(t.epsilon as f32)
-        .with_weight_decay(t.weight_decay as f32)
+        .with_beta_1(ours.beta_1)
+        .with_beta_2(ours.beta_2)
+        .with_epsilon(ours.epsilon)
+        .with_weight_decay(ours.weight_decay)
         .init()
 }
 

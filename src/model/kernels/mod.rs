@@ -12,8 +12,11 @@
 //!   (`gemm_cpu`), with its backward;
 //! - `rows`: the row gather of the flow compaction (`RowOps`), parallel,
 //!   with a parallel backward;
+//! - `adamw`: the AdamW update of one parameter in one parallel pass
+//!   (`AdamOps`), for the optimizer;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise.
 
+mod adamw;
 mod gelu;
 pub mod gelu_cpu;
 pub mod gemm_cpu;
@@ -24,6 +27,7 @@ mod matmul;
 mod rows;
 mod uninit;
 
+pub use adamw::{AdamOps, AdamStep, adamw_step};
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
 pub use matmul::{MatmulOps, matmul};
