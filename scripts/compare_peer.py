@@ -37,6 +37,7 @@ def run_ours(binary, preset, runs, warmup, extra):
         "flow_steps": d["flow_steps"],
         "peak_rss_mb": d["peak_rss_mb"],
         "cpu": d["cpu_utilisation"],
+        "cpu_spin": d.get("cpu_spin", 0.0),
         "infer_us_per_flow_step": d["infer_us_per_flow_step"],
     }
 
