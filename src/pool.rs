@@ -18,7 +18,11 @@
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long [`awake`] waits for its spinners to leave: they check their
+/// stop flag every iteration, so only a descheduled one takes longer.
+const LEAVE_WAIT: Duration = Duration::from_millis(5);
 
 /// Nanoseconds the spinners have spent finding no work, process-wide.
 static SPIN_NS: AtomicU64 = AtomicU64::new(0);
@@ -62,14 +66,21 @@ fn awake_with<R>(spin: bool, f: impl FnOnce(Option<&Arc<Spinners>>) -> R) -> R {
         if ctx.index() != me {
             theirs.running.fetch_add(1, Ordering::SeqCst);
             spin_until(&theirs.stop);
-            theirs.running.fetch_sub(1, Ordering::SeqCst);
+            theirs.running.fetch_sub(1, Ordering::Release);
         }
     });
-    // Stops the spinners however `f` ends, a panic included.
+    // Stops the spinners however `f` ends, a panic included, and waits
+    // (briefly) for those that started to leave, so that their spinning is
+    // counted within the call: a spinner still running would add its idle
+    // time to whatever is measured next.
     struct Release(Arc<Spinners>);
     impl Drop for Release {
         fn drop(&mut self) {
             self.0.stop.store(true, Ordering::Release);
+            let t = Instant::now();
+            while self.0.running.load(Ordering::Acquire) > 0 && t.elapsed() < LEAVE_WAIT {
+                std::hint::spin_loop();
+            }
             INSIDE.set(false);
         }
     }
@@ -110,7 +121,6 @@ fn spin_until(stop: &AtomicBool) {
 mod tests {
     use super::*;
     use rayon::prelude::*;
-    use std::time::Duration;
 
     fn pool(threads: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
