@@ -209,3 +209,35 @@ pub fn adamw_step<const D: usize>(
         Tensor::from_dispatch(b),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(t: FlexTensor) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// The default body other backends run (burn ops, here on Flex) gives
+    /// the kernel's values: to float rounding, over a few steps.
+    #[test]
+    fn composed_body_equals_the_kernel() {
+        let n = 1000;
+        let wave = |k: f32| -> Vec<f32> { (0..n).map(|i| ((i as f32) * 0.61 + k).sin()).collect() };
+        let t = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, [n / 10, 10]));
+        let (mut p, mut a, mut b) = (wave(0.0), vec![0.0; n], vec![0.0; n]);
+        let (mut cp, mut ca, mut cb) = (t(p.clone()), t(a.clone()), t(b.clone()));
+        for step in 1..=3 {
+            let g = wave(step as f32 * 2.0);
+            let s = AdamStep::new(0.9, 0.999, 1e-8, 1e-2, 1e-3, step);
+            [p, a, b] = adamw(&p, &g, &a, &b, s);
+            (cp, ca, cb) = composed::<Flex>(cp, t(g), ca, cb, s);
+        }
+        for (ours, theirs) in [(&p, host(cp)), (&a, host(ca)), (&b, host(cb))] {
+            for (x, y) in ours.iter().zip(&theirs) {
+                assert!((x - y).abs() <= 1e-6 * x.abs().max(1e-3), "{x} against {y}");
+            }
+        }
+        assert!(p.iter().zip(wave(0.0)).any(|(x, y)| *x != y), "nothing moved");
+    }
+}
