@@ -5,11 +5,11 @@
 //! Linear(I,E_out)` (the LayerNorms only with `model.mapper_layer_norm`,
 //! the default).
 
-use super::kernels::linear;
+use super::kernels::{gelu, linear};
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
-use burn::nn::{Gelu, LayerNorm, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// Surface -> embedding (the readout network; `flow::Aggregator` is the
@@ -23,7 +23,6 @@ pub struct OutputCollector {
     pub fc2: Linear,
     pub ln2: Option<LayerNorm>,
     pub fc3: Linear,
-    gelu: Gelu,
 }
 
 impl OutputCollector {
@@ -39,19 +38,19 @@ impl OutputCollector {
             fc2: init.linear(2 * s, i, WeightInit::Default),
             ln2: optional_norm(cfg.mapper_layer_norm, i, device),
             fc3: init.linear(i, cfg.output_embedding_dim, WeightInit::Default),
-            gelu: Gelu::new(),
         }
     }
 
     /// surface [B, S] -> [B, E_out].
     /// `masks`: Some in training (dropout on), None in inference. `fused`
-    /// (`flow.fused_kernels`): the products on our split over the cores.
+    /// (`flow.fused_kernels`): the products on our split over the cores
+    /// and the fused GELU.
     pub fn forward(&self, surface: Tensor<2>, mut masks: Option<&mut DropoutMasks>, fused: bool) -> Tensor<2> {
         let [h, w] = self.position_weights.dims();
         let x = surface * self.position_weights.val().reshape([1, h * w]);
-        let x = normed(&self.ln1, self.gelu.forward(linear(&self.fc1, x, fused)));
+        let x = normed(&self.ln1, gelu(linear(&self.fc1, x, fused), fused));
         let x = dropout(x, 0.05, masks.as_deref_mut());
-        let x = normed(&self.ln2, self.gelu.forward(linear(&self.fc2, x, fused)));
+        let x = normed(&self.ln2, gelu(linear(&self.fc2, x, fused), fused));
         let x = dropout(x, 0.1, masks);
         linear(&self.fc3, x, fused)
     }

@@ -8,11 +8,11 @@
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
 
-use super::kernels::linear;
+use super::kernels::{gelu, linear};
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
-use burn::nn::{Gelu, LayerNorm, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// Teacher embedding -> surface energies. Parameters: fc1 [E_in, I],
@@ -29,7 +29,6 @@ pub struct InputMapper {
     pub scale: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
     pub positional: Param<Tensor<2>>,
-    gelu: Gelu,
 }
 
 impl InputMapper {
@@ -47,17 +46,17 @@ impl InputMapper {
             scale: init.constant([1], 1.0),
             bias: init.constant([1], 0.0),
             positional: init.normal([h, w], 0.02),
-            gelu: Gelu::new(),
         }
     }
 
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
     /// `masks`: Some in training (dropout on), None in inference. `fused`
-    /// (`flow.fused_kernels`): the products on our split over the cores.
+    /// (`flow.fused_kernels`): the products on our split over the cores
+    /// and the fused GELU.
     pub fn forward(&self, x: Tensor<2>, mut masks: Option<&mut DropoutMasks>, fused: bool) -> Tensor<2> {
-        let x = normed(&self.ln1, self.gelu.forward(linear(&self.fc1, x, fused)));
+        let x = normed(&self.ln1, gelu(linear(&self.fc1, x, fused), fused));
         let x = dropout(x, 0.1, masks.as_deref_mut());
-        let x = normed(&self.ln2, self.gelu.forward(linear(&self.fc2, x, fused)));
+        let x = normed(&self.ln2, gelu(linear(&self.fc2, x, fused), fused));
         let x = dropout(x, 0.05, masks);
         let x = linear(&self.fc3, x, fused).tanh();
         let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
