@@ -403,3 +403,45 @@ fn spinning_workers_leave_the_steps_unchanged() {
     assert_eq!(on, steps(false));
     assert_eq!(on, steps(true));
 }
+
+/// With depth 2 every flow completes in its first step, so the carrier's
+/// displacement head never reaches the loss and gets no gradient: AdamW
+/// keeps no state for it. A resume must not take that for a foreign
+/// optimizer state (the `tuned` preset, the main job, could not be
+/// resumed), and must continue exactly.
+#[test]
+fn resume_works_when_a_module_never_gets_a_gradient() {
+    let mut cfg = tiny_config(6);
+    cfg.flow.lattice_depth = 2;
+    let data = PairData::synthetic_rotation(24, 6, 3);
+    let dev = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let first = Trainer::new(cfg.clone(), &data, 7, &dev).unwrap();
+    run(first, &data, &a, 3);
+    let resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
+    let (resumed, _) = run(resumed, &data, &a, 6);
+    let straight = Trainer::new(cfg, &data, 7, &dev).unwrap();
+    let (straight, _) = run(straight, &data, &b, 6);
+    assert_eq!(resumed.state, straight.state);
+    assert!(max_weight_diff(&weights_of(&a), &weights_of(&b)) <= 1e-6);
+    // The premise: the displacement head is trainable and never moved.
+    let fresh = tmp.path().join("fresh");
+    Trainer::new(tiny_config(6), &data, 7, &dev)
+        .unwrap()
+        .save(&fresh.join("latest"))
+        .unwrap();
+    let (f, t) = (
+        std::fs::read(weights_of(&fresh)).unwrap(),
+        std::fs::read(weights_of(&b)).unwrap(),
+    );
+    let (f, t) = (
+        safetensors::SafeTensors::deserialize(&f).unwrap(),
+        safetensors::SafeTensors::deserialize(&t).unwrap(),
+    );
+    let delta: Vec<&str> = f.names().into_iter().filter(|n| n.contains("delta")).collect();
+    assert!(!delta.is_empty(), "{:?}", f.names());
+    for n in &delta {
+        assert_eq!(f.tensor(n).unwrap().data(), t.tensor(n).unwrap().data(), "{n} moved");
+    }
+}
