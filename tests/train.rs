@@ -3,11 +3,12 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
+use energyflow::config::EnergyConfig;
 use energyflow::config::Part;
 use energyflow::io::Matrix;
 use energyflow::train::metrics::{Record, StepRecord, read_records};
 use energyflow::train::{PairData, Run, RunStop, Trainer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 mod common;
@@ -54,6 +55,25 @@ fn run(trainer: Trainer, data: &PairData, out: &Path, max_steps: usize) -> (Trai
     (r.trainer, s.stop)
 }
 
+/// Trains `cfg` for `n` steps in `dir`/a, resumes there to 2n, trains
+/// straight to 2n in `dir`/b, and checks that both end alike (state and
+/// weights); returns the two run folders.
+fn resume_against_straight(cfg: &EnergyConfig, data: &PairData, seed: u64, n: usize, dir: &Path) -> (PathBuf, PathBuf) {
+    let dev = Device::flex();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let first = Trainer::new(cfg.clone(), data, seed, &dev).unwrap();
+    assert_eq!(run(first, data, &a, n).1, RunStop::MaxSteps);
+    let resumed = Trainer::resume(&a.join("latest"), data, &dev).unwrap();
+    assert_eq!(resumed.state.step, n);
+    let (resumed, _) = run(resumed, data, &a, 2 * n);
+    let straight = Trainer::new(cfg.clone(), data, seed, &dev).unwrap();
+    let (straight, _) = run(straight, data, &b, 2 * n);
+    assert_eq!(resumed.state, straight.state);
+    let diff = max_weight_diff(&weights_of(&a), &weights_of(&b));
+    assert!(diff <= 1e-6, "weights differ by {diff}");
+    (a, b)
+}
+
 #[test]
 fn resume_continues_exactly() {
     for (accumulation, micro) in [(1, None), (2, None), (1, Some(3))] {
@@ -63,28 +83,16 @@ fn resume_continues_exactly() {
         cfg.flow.exploration_noise = 0.1;
         // 22 training pairs: 6 micro-batches per epoch, so 2N steps cross epochs.
         let data = PairData::synthetic_rotation(24, 6, 3);
-        let dev = Device::flex();
         let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-        let n = 4;
-
-        let first = Trainer::new(cfg.clone(), &data, 11, &dev).unwrap();
-        assert_eq!(run(first, &data, &a, n).1, RunStop::MaxSteps);
-        let resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
-        assert_eq!(resumed.state.step, n);
-        let (resumed, _) = run(resumed, &data, &a, 2 * n);
-
-        let straight = Trainer::new(cfg, &data, 11, &dev).unwrap();
-        let (straight, _) = run(straight, &data, &b, 2 * n);
-
-        assert_eq!(resumed.state, straight.state, "accumulation {accumulation}");
-        let diff = max_weight_diff(&weights_of(&a), &weights_of(&b));
-        assert!(diff <= 1e-6, "accumulation {accumulation}: weights differ by {diff}");
+        let (_, b) = resume_against_straight(&cfg, &data, 11, 4, tmp.path());
         // A changed model would make the comparison vacuous: check it moved.
         let fresh = tmp.path().join("fresh");
-        let untouched = Trainer::new(tiny_config(6), &data, 11, &dev).unwrap();
+        let untouched = Trainer::new(tiny_config(6), &data, 11, &Device::flex()).unwrap();
         untouched.save(&fresh.join("latest")).unwrap();
-        assert!(max_weight_diff(&weights_of(&fresh), &weights_of(&b)) > 1e-4);
+        assert!(
+            max_weight_diff(&weights_of(&fresh), &weights_of(&b)) > 1e-4,
+            "accumulation {accumulation}: nothing moved"
+        );
     }
 }
 
@@ -414,20 +422,11 @@ fn resume_works_when_a_module_never_gets_a_gradient() {
     let mut cfg = tiny_config(6);
     cfg.flow.lattice_depth = 2;
     let data = PairData::synthetic_rotation(24, 6, 3);
-    let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let first = Trainer::new(cfg.clone(), &data, 7, &dev).unwrap();
-    run(first, &data, &a, 3);
-    let resumed = Trainer::resume(&a.join("latest"), &data, &dev).unwrap();
-    let (resumed, _) = run(resumed, &data, &a, 6);
-    let straight = Trainer::new(cfg, &data, 7, &dev).unwrap();
-    let (straight, _) = run(straight, &data, &b, 6);
-    assert_eq!(resumed.state, straight.state);
-    assert!(max_weight_diff(&weights_of(&a), &weights_of(&b)) <= 1e-6);
+    let (_, b) = resume_against_straight(&cfg, &data, 7, 3, tmp.path());
     // The premise: the displacement head is trainable and never moved.
     let fresh = tmp.path().join("fresh");
-    Trainer::new(tiny_config(6), &data, 7, &dev)
+    Trainer::new(cfg, &data, 7, &Device::flex())
         .unwrap()
         .save(&fresh.join("latest"))
         .unwrap();
