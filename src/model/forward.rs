@@ -105,7 +105,7 @@ impl EnergyFlowModel {
         ws: &mut Workspace,
         opts: &ForwardOptions,
     ) -> Result<ForwardOutput> {
-        let spin = cfg.flow.spin_wait && device::is_cpu(&input.device());
+        let spin = crate::pool::wanted(&cfg.flow, &input.device());
         crate::pool::awake(spin, || self.forward_awake(cfg, input, ws, opts))
     }
 

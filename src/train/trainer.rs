@@ -284,7 +284,7 @@ impl Trainer {
     /// not finite, nothing (the step is counted as skipped and the weights
     /// and optimizer state stay as they were).
     pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
-        let spin = self.cfg.flow.spin_wait && device::is_cpu(&self.device);
+        let spin = crate::pool::wanted(&self.cfg.flow, &self.device);
         crate::pool::awake(spin, || self.step(data))
     }
 
