@@ -2,18 +2,17 @@
 //! asked for, consistent with each other.
 
 mod common;
-use common::{TINY, energyflow};
+use common::{TINY, energyflow, s, setup_with};
+use energyflow::io::StoreDtype;
 
 #[test]
 fn bench_step_reports_consistent_per_flow_step_figures() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, TINY).unwrap();
+    let st = setup_with(TINY, 4, StoreDtype::F32);
     let out = energyflow(&[
         "bench",
         "step",
         "--config",
-        cfg.to_str().unwrap(),
+        s(&st.config),
         "--runs",
         "2",
         "--warmup",
