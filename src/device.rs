@@ -115,7 +115,7 @@ pub fn run_probe(mut probe: Command, timeout: Duration) -> Result<()> {
     })
 }
 
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 mod gpu {
     use super::{ADAPTER_VAR, Device, Error, Result, Tensor, one_line};
     use burn::tensor::wgpu::{WgpuBackend, wgpu::DeviceType};
@@ -181,7 +181,7 @@ mod gpu {
     }
 }
 
-#[cfg(not(any(feature = "vulkan", feature = "wgpu")))]
+#[cfg(not(gpu))]
 mod gpu {
     use super::{Device, Error, Result};
 

@@ -36,6 +36,7 @@ pub mod error;
 pub mod flow;
 pub mod geometry;
 pub mod io;
+pub mod kernels;
 pub mod model;
 pub mod pool;
 pub mod teacher;

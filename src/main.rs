@@ -35,9 +35,7 @@ const WORKER_STACK: usize = 8 << 20;
 /// and sleeps until a worker wakes it, so each one pays two thread wake-ups
 /// and, with the main thread and two workers on two cores, the second half
 /// of a split often started late. On a worker, an operation's first half
-/// runs on the calling thread. Measured on the 2-core machine (debug preset,
-/// `bench step`, 6 alternating rounds): CPU use 0.81 -> 0.87, and the
-/// time per flow-step 1.14x lower (median of the paired ratios).
+/// runs on the calling thread (the gain: docs/BENCHMARKS.md).
 fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // Fails only if the pool already exists; then it is used as it is.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(WORKER_STACK).build_global();

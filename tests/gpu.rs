@@ -8,7 +8,7 @@
 //! The device is opened after the binary's probe has succeeded in a child
 //! process, so a driver that crashes fails these tests instead of killing
 //! the test process.
-#![cfg(any(feature = "vulkan", feature = "wgpu"))]
+#![cfg(gpu)]
 
 mod common;
 
@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 use energyflow::device::{self, ADAPTER_VAR, DeviceKind};
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
-use energyflow::model::kernels::{gelu, gru_cell, gru_cell_composed, matmul};
+use energyflow::kernels::{gelu, gru_cell, gru_cell_composed, matmul};
 use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
 use energyflow::train::{PairData, Trainer};
 use std::process::Command;

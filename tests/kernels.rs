@@ -6,7 +6,7 @@
 
 use burn::tensor::{Device, Tensor};
 use energyflow::device;
-use energyflow::model::kernels::{gru_cell, gru_cell_composed};
+use energyflow::kernels::{gru_cell, gru_cell_composed};
 
 fn values(n: usize, seed: f32) -> Vec<f32> {
     (0..n).map(|i| (i as f32 * 0.618 + seed).sin() * 2.5).collect()
@@ -183,7 +183,7 @@ fn untracked_inputs_on_an_autodiff_device_need_no_backward() {
 /// GELU: the fused op against burn's, forward and gradient, on odd shapes.
 #[test]
 fn fused_gelu_equals_burns_gelu() {
-    use energyflow::model::kernels::gelu;
+    use energyflow::kernels::gelu;
     for dev in every_device() {
         for (rows, cols) in [(1, 1), (3, 7), (200, 300)] {
             let x = device::matrix(
@@ -218,7 +218,7 @@ fn fused_gelu_equals_burns_gelu() {
 /// on plain, autodiff and checkpointing devices, small and parallel sizes.
 #[test]
 fn gather_rows_equals_select_forward_and_gradient() {
-    use energyflow::model::kernels::gather_rows;
+    use energyflow::kernels::gather_rows;
     for dev in every_device() {
         for (rows, cols) in [(1, 1), (7, 3), (900, 256)] {
             let x = device::matrix(values(rows * cols, 0.9), rows, cols, &dev);

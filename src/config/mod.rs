@@ -190,7 +190,7 @@ pub struct FlowConfig {
     /// nothing of the input to the surface.
     #[serde(default)]
     pub energy_residual: bool,
-    /// Run the GRU cell as one fused kernel (`model::kernels`); false runs
+    /// Run the GRU cell as one fused kernel (`kernels`); false runs
     /// the composed reference ops instead (same maths, for comparison).
     /// Default true.
     pub fused_kernels: bool,

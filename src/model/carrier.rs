@@ -13,9 +13,9 @@
 //! `delta = clamp(scale * Linear(64,3)(GELU(Linear(Hd,64)(h))), -m, m)`,
 //! Xavier-normal weights, zero biases.
 
-use super::kernels::{gelu, gru_cell, gru_cell_composed, linear, matmul};
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
+use crate::kernels::{gelu, gru_cell, gru_cell_composed, linear, matmul};
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};

@@ -5,9 +5,9 @@
 //! Linear(I,E_out)` (the LayerNorms only with `model.mapper_layer_norm`,
 //! the default).
 
-use super::kernels::{gelu, linear};
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
+use crate::kernels::{gelu, linear};
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};

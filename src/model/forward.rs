@@ -16,7 +16,6 @@
 
 use super::EnergyFlowModel;
 use super::carrier::StepSettings;
-use super::kernels;
 use super::layers::DropoutMasks;
 use super::lesion::{self, Lesion};
 use crate::config::EnergyConfig;
@@ -26,6 +25,7 @@ use crate::flow::rules::wall_device;
 use crate::flow::store::{Gather, select_rows};
 use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
 use crate::geometry::nearer_plane;
+use crate::kernels;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;

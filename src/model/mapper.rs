@@ -8,9 +8,9 @@
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
 
-use super::kernels::{gelu, linear};
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
+use crate::kernels::{gelu, linear};
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};

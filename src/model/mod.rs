@@ -8,18 +8,16 @@
 //! - `forward`: MODEL.md s.4 as one function (map, propagate, collect, read
 //!   out), over the host-side engine of `flow/`;
 //! - `infer`: the forward over many rows, batch by batch;
-//! - `kernels`: the fused GRU cell behind a burn backend extension;
 //! - `layers`: seeded initialisation and dropout shared by the modules;
 //! - `lesion`: deliberate damage to a forward, for studies (`eval --lesion`).
 //!
 //! Not here: the loss and the optimizer (`train/`), the step rules and the
-//! collection (`flow/`).
+//! collection (`flow/`), the fused kernels the modules call (`kernels/`).
 
 pub mod carrier;
 pub mod collector;
 pub mod forward;
 pub mod infer;
-pub mod kernels;
 pub mod layers;
 pub mod lesion;
 pub mod mapper;

@@ -5,9 +5,9 @@
 //! weights, zero biases. Positions arrive already normalised to [-1, 1]^3
 //! and are not normalised again (the reference did, MODEL.md s.7).
 
-use super::kernels::{gelu, linear};
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
+use crate::kernels::{gelu, linear};
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};

@@ -7,7 +7,7 @@
 //! Not supported: AMSGrad and cautious weight decay, which no config asks
 //! for.
 
-use crate::model::kernels::{AdamStep, adamw_step};
+use crate::kernels::{AdamStep, adamw_step};
 use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 

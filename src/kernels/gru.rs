@@ -27,7 +27,7 @@ use burn::tensor::activation::sigmoid;
 
 /// One reset-after GRU step from its two products. `gx` = x W_i, `gh` =
 /// h W_h: [N, 3H] (gate blocks r | z | n); `h`: [N, H]; `bi`, `bh`: [3H].
-#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(gpu), Autodiff)]
 pub trait GruOps: Backend {
     /// h' [N, H] (no autodiff state).
     fn gru_cell(
@@ -222,7 +222,7 @@ impl GruOps for Flex {
 }
 
 // Vulkan: the composed default bodies (no kernel of our own on the GPU).
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 impl GruOps for burn::backend::Cube {}
 
 /// The cell's backward: the gradient of h' into gx, gh, h and the biases.

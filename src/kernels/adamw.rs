@@ -3,8 +3,7 @@
 //!
 //! Why: burn's AdamW is about ten elementwise ops per parameter, each a
 //! pass over memory with a fresh allocation, and Flex runs them on one
-//! thread: 3% of a debug training step during which the other core had
-//! nothing to do.
+//! thread while the other core has nothing to do (docs/BENCHMARKS.md).
 //!
 //! - Flex (CPU), f32: one pass over parameter, gradient and both moments,
 //!   split over the cores; the same f32 operations in the same order as
@@ -63,7 +62,7 @@ impl AdamStep {
 
 /// One AdamW update. `m1`, `m2` are the moments before the step (zeros
 /// before the first); all four tensors have the same shape.
-#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")))]
+#[backend_extension(Flex, Cube: cfg(gpu))]
 pub trait AdamOps: Backend {
     /// (parameter, first moment, second moment) after the step.
     #[allow(clippy::type_complexity)]
@@ -185,7 +184,7 @@ impl AdamOps for Flex {
     }
 }
 
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 impl AdamOps for burn::backend::Cube {}
 
 /// One AdamW update of a parameter through the fused kernel.

@@ -37,7 +37,7 @@ const PARALLEL_MIN: usize = 1 << 15;
 const PER_TASK: usize = 1 << 14;
 
 /// out[i] = t[idx[i]], rows of a [N, D] tensor.
-#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(gpu), Autodiff)]
 pub trait RowOps: Backend {
     /// Rows `idx` [M] of `t` [N, D]: [M, D].
     fn gather_rows(t: FloatTensor<Self>, idx: IntTensor<Self>) -> FloatTensor<Self> {
@@ -180,7 +180,7 @@ impl RowOps for Flex {
     }
 }
 
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 impl RowOps for burn::backend::Cube {}
 
 #[derive(Debug)]

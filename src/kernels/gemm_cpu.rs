@@ -2,9 +2,7 @@
 //!
 //! Why: burn's Flex backend calls the `gemm` crate with its own rayon
 //! parallelism, which on two cores gains little and on some of our shapes
-//! loses (measured on the project's 2-core machine: [8000 x 65] x [65 x 768]
-//! 34 GFLOP/s on one thread, 28 on two; [512 x 8000] x [8000 x 1536] 145
-//! on one, 119 on two). Here the output is cut into one block per thread,
+//! loses (figures in docs/BENCHMARKS.md). Here the output is cut into one block per thread,
 //! along its longer side, and each block is one single-threaded `gemm` call:
 //! no block reads what another writes, so the blocks need no reduction and
 //! the result does not depend on the split.

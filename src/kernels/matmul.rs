@@ -20,7 +20,7 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorData, backen
 use burn::tensor::Tensor;
 
 /// a [M, K] x b [K, N] -> [M, N].
-#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(gpu), Autodiff)]
 pub trait MatmulOps: Backend {
     fn split_matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(a, b)
@@ -57,7 +57,7 @@ impl MatmulOps for Flex {
     }
 }
 
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 impl MatmulOps for burn::backend::Cube {}
 
 #[derive(Debug)]

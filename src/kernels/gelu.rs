@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, TensorData, Tensor
 use burn::tensor::Tensor;
 
 /// GELU(x) = x Phi(x), elementwise.
-#[backend_extension(Flex, Cube: cfg(any(feature = "vulkan", feature = "wgpu")), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(gpu), Autodiff)]
 pub trait GeluOps: Backend {
     /// GELU(x).
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -70,7 +70,7 @@ impl GeluOps for Flex {
     }
 }
 
-#[cfg(any(feature = "vulkan", feature = "wgpu"))]
+#[cfg(gpu)]
 impl GeluOps for burn::backend::Cube {}
 
 #[derive(Debug)]
