@@ -3,7 +3,7 @@
 //! CLI prints them.
 
 use crate::config::resources::{self, Purpose};
-use crate::config::{EnergyConfig, Preset};
+use crate::config::{EnergyConfig, Preset, RuntimeConfig};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::naive::{collect_naive, collect_reference_f64};
@@ -234,9 +234,10 @@ pub struct StepBench {
 
 /// Times `runs` training steps (after `warmup` untimed ones) and `runs`
 /// inference forwards of the config's batch (or `batch`) on generated
-/// unit-vector inputs and targets.
+/// unit-vector inputs and targets, executing as `runtime` says.
 pub fn bench_step(
     mut cfg: EnergyConfig,
+    runtime: &RuntimeConfig,
     preset: &str,
     batch: Option<usize>,
     runs: usize,
@@ -278,7 +279,7 @@ pub fn bench_step(
         origin: "bench:random".into(),
     };
     cfg.train.epochs = 1_000;
-    let mut trainer = Trainer::new(cfg.clone(), &data, 0, dev)?;
+    let mut trainer = Trainer::new(cfg.clone(), runtime, &data, 0, dev)?;
     for _ in 0..warmup {
         trainer.train_step(&data)?;
     }
@@ -296,7 +297,8 @@ pub fn bench_step(
     };
     let model = trainer.model().valid();
     let mut ws = Workspace::default();
-    let opts = ForwardOptions::inference(&cfg);
+    let settings = trainer.settings().clone();
+    let opts = ForwardOptions::inference(&settings);
     let rows: Vec<usize> = (0..b).collect();
     let (x, _) = data.gather(&rows);
     let mut infer = Vec::with_capacity(runs);
@@ -305,7 +307,7 @@ pub fn bench_step(
     for r in 0..runs + 1 {
         let x = device::matrix(x.clone(), b, data.input.cols, &plain);
         let t = Instant::now();
-        let out = model.forward(&cfg, x, &mut ws, &opts)?;
+        let out = model.forward(x, &settings, &mut ws, &opts)?;
         device::to_vec(out.output)?;
         if r > 0 {
             infer.push(t.elapsed().as_secs_f64() * 1e3);

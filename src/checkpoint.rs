@@ -24,10 +24,11 @@ mod check;
 
 pub use check::check_optimizer;
 
-use crate::config::EnergyConfig;
 use crate::config::resources::{self, Purpose};
+use crate::config::{EnergyConfig, RuntimeConfig};
 use crate::error::{Error, Result, one_line};
 use crate::io::write_atomic;
+use crate::kernels::Kernels;
 use crate::model::EnergyFlowModel;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
@@ -87,6 +88,12 @@ pub struct Meta {
     pub train: Option<TrainState>,
     #[serde(default)]
     pub data: Option<DataInfo>,
+    /// How the session that wrote it executed (kernels, spinning, threads,
+    /// device): for the record only, not part of the run. None in
+    /// checkpoints written before `[runtime]` existed whose config held no
+    /// such settings.
+    #[serde(default)]
+    pub runtime: Option<RuntimeConfig>,
 }
 
 /// Serialises the model's weights to safetensors bytes.
@@ -244,12 +251,48 @@ pub fn read_meta(ckpt: &Path) -> Result<Meta> {
             version.format
         )));
     }
-    let meta: Meta = serde_json::from_str(&text).map_err(invalid)?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(invalid)?;
+    migrate_runtime(&mut value);
+    let meta: Meta = serde_json::from_value(value).map_err(invalid)?;
     meta.config
         .validate()
         .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
     check::check_meta(&meta, &path)?;
     Ok(meta)
+}
+
+/// Moves the execution settings that checkpoints written before
+/// `[runtime]` existed kept in their config (`flow.fused_kernels`,
+/// `flow.spin_wait`) into the `runtime` record, where they are now kept
+/// for the record only. (`model.mapper_layer_norm`, the old name of
+/// `model.mapper_collector_layer_norm`, is read by a serde alias.)
+fn migrate_runtime(meta: &mut serde_json::Value) {
+    let Some(flow) = meta.pointer_mut("/config/flow").and_then(|f| f.as_object_mut()) else {
+        return;
+    };
+    let fused = flow.remove("fused_kernels").and_then(|v| v.as_bool());
+    let spin = flow.remove("spin_wait").and_then(|v| v.as_bool());
+    if fused.is_none() && spin.is_none() {
+        return;
+    }
+    if let Some(m) = meta.as_object_mut()
+        && m.get("runtime").is_none_or(|r| r.is_null())
+    {
+        let defaults = RuntimeConfig::default();
+        let old = RuntimeConfig {
+            kernels: match fused {
+                Some(false) => Kernels::Composed,
+                Some(true) => Kernels::Fused,
+                None => defaults.kernels,
+            },
+            spin_wait: spin.unwrap_or(defaults.spin_wait),
+            ..defaults
+        };
+        m.insert(
+            "runtime".to_string(),
+            serde_json::to_value(old).unwrap_or(serde_json::Value::Null),
+        );
+    }
 }
 
 /// The config stored in a checkpoint.
@@ -263,18 +306,20 @@ pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
     crate::io::read_file(&path)
 }
 
-/// Loads a model and its metadata from a checkpoint (or run) folder.
-pub fn load_model(dir: &Path, device: &Device) -> Result<(EnergyFlowModel, Meta)> {
+/// Loads a model and its metadata from a checkpoint (or run) folder; the
+/// model runs on `kernels` (an execution choice of the caller's).
+pub fn load_model(dir: &Path, kernels: Kernels, device: &Device) -> Result<(EnergyFlowModel, Meta)> {
     let ckpt = resolve(dir)?;
     let meta = read_meta(&ckpt)?;
-    Ok((model_from(&ckpt, &meta, device)?, meta))
+    Ok((model_from(&ckpt, &meta, kernels, device)?, meta))
 }
 
-/// The model of checkpoint folder `ckpt` (described by `meta`) on `device`.
-pub fn model_from(ckpt: &Path, meta: &Meta, device: &Device) -> Result<EnergyFlowModel> {
+/// The model of checkpoint folder `ckpt` (described by `meta`) on
+/// `device`, running on `kernels`.
+pub fn model_from(ckpt: &Path, meta: &Meta, kernels: Kernels, device: &Device) -> Result<EnergyFlowModel> {
     resources::ensure_fits(&meta.config, Purpose::Inference, 0.0)?;
     // The seed only draws initial weights, which the file then replaces.
-    let mut model = EnergyFlowModel::new(&meta.config.model, device, 0);
+    let mut model = EnergyFlowModel::new(&meta.config, kernels, device, 0);
     let bytes = read_part(ckpt, &meta.weights)?;
     load_weights_bytes(&mut model, bytes, &ckpt.join(&meta.weights))?;
     Ok(model)

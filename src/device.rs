@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Which compute device a command runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// burn's Flex backend on the CPU.
     #[default]
@@ -191,6 +192,16 @@ mod gpu {
         Err(Error::input(
             "--device vulkan: this binary was built without the `vulkan` feature (cargo build --release --features vulkan)",
         ))
+    }
+}
+
+impl DeviceKind {
+    /// The name as written in configs and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Vulkan => "vulkan",
+        }
     }
 }
 

@@ -36,9 +36,13 @@ const WORKER_STACK: usize = 8 << 20;
 /// and, with the main thread and two workers on two cores, the second half
 /// of a split often started late. On a worker, an operation's first half
 /// runs on the calling thread (the gain: docs/BENCHMARKS.md).
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+/// `threads` workers (None: one per core, or RAYON_NUM_THREADS).
+fn on_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     // Fails only if the pool already exists; then it is used as it is.
-    let _ = rayon::ThreadPoolBuilder::new().stack_size(WORKER_STACK).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK)
+        .num_threads(threads.unwrap_or(0))
+        .build_global();
     rayon::scope(|_| f())
 }
 
@@ -123,7 +127,10 @@ fn main() {
         let mut first = PANIC.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert((panic_message(info), location));
     }));
-    let outcome = std::panic::catch_unwind(|| on_pool(|| dispatch(&args.command)));
+    let outcome = std::panic::catch_unwind(|| {
+        let threads = cli::pool_threads(&args.command)?;
+        on_pool(threads, || dispatch(&args.command))
+    });
     let code = match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {

@@ -15,7 +15,7 @@
 //! Not for long or I/O-bound stretches: the spinners hold their cores for
 //! as long as the guarded closure runs.
 
-use crate::config::FlowConfig;
+use crate::config::RuntimeConfig;
 use burn::tensor::Device;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -39,11 +39,11 @@ pub fn spin_seconds() -> f64 {
     SPIN_NS.load(Ordering::Relaxed) as f64 * 1e-9
 }
 
-/// Whether a run keeps the workers awake on `device`: when its config asks
-/// for it (`flow.spin_wait`) and `device` is the CPU (spinners would only
-/// burn cores while a GPU works).
-pub fn wanted(flow: &FlowConfig, device: &Device) -> bool {
-    flow.spin_wait && crate::device::is_cpu(device)
+/// Whether a run keeps the workers awake on `device`: when its execution
+/// settings ask for it (`runtime.spin_wait`) and `device` is the CPU
+/// (spinners would only burn cores while a GPU works).
+pub fn wanted(runtime: &RuntimeConfig, device: &Device) -> bool {
+    runtime.spin_wait && crate::device::is_cpu(device)
 }
 
 /// Runs `f` with the pool's other workers kept awake when `spin` is set.

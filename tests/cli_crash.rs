@@ -7,6 +7,7 @@
 
 use energyflow::checkpoint;
 use energyflow::io::StoreDtype;
+use energyflow::kernels::Kernels;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,7 +129,7 @@ fn a_second_signal_exits_at_once_and_leaves_no_torn_or_temporary_file() {
     // Whatever checkpoint is there is whole, and the run resumes from it.
     for sub in ["latest", "best"] {
         if st.out.join(sub).join("checkpoint.json").exists() {
-            checkpoint::load_model(&st.out.join(sub), &burn::tensor::Device::flex()).unwrap();
+            checkpoint::load_model(&st.out.join(sub), Kernels::Fused, &burn::tensor::Device::flex()).unwrap();
         }
     }
     let out = energyflow(&args(&st, &["--resume", "--max-steps", "6"]));

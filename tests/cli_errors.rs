@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
+use energyflow::config::RuntimeConfig;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::io::{Matrix, StoreDtype, save_matrices};
 use energyflow::train::{PairData, Trainer};
@@ -34,7 +35,7 @@ fn a_weights_file_with_a_renamed_tensor_is_one_line_and_verbose_lists_the_rest()
     let dir = tempfile::tempdir().unwrap();
     let data = PairData::synthetic_rotation(12, 5, 1);
     let ckpt = dir.path().join("ckpt");
-    Trainer::new(tiny(), &data, 0, &Device::flex())
+    Trainer::new(tiny(), &RuntimeConfig::default(), &data, 0, &Device::flex())
         .unwrap()
         .save(&ckpt)
         .unwrap();
@@ -219,7 +220,7 @@ fn a_checkpoint_with_nan_weights_is_refused_and_eval_never_prints_null() {
     let dir = tempfile::tempdir().unwrap();
     let data = PairData::synthetic_rotation(12, 5, 1);
     let ckpt = dir.path().join("ckpt");
-    Trainer::new(tiny(), &data, 0, &Device::flex())
+    Trainer::new(tiny(), &RuntimeConfig::default(), &data, 0, &Device::flex())
         .unwrap()
         .save(&ckpt)
         .unwrap();

@@ -2,6 +2,7 @@
 //! field, the value and the allowed range; never a panic.
 
 use energyflow::config::{EnergyConfig, Part, Preset};
+use energyflow::kernels::Kernels;
 
 fn refused(toml: &str) -> String {
     EnergyConfig::from_toml_str(toml, Preset::Debug, "bad.toml")
@@ -152,9 +153,9 @@ fn the_memory_estimate_counts_the_parameters_of_a_built_model() {
     small.model.neuron_hidden_dim = 5;
     small.model.neuron_output_dim = 4;
     let mut plain = small.clone();
-    plain.model.mapper_layer_norm = false;
+    plain.model.mapper_collector_layer_norm = false;
     for cfg in [small, plain, EnergyConfig::preset(Preset::Debug)] {
-        let model = energyflow::EnergyFlowModel::new(&cfg.model, &burn::tensor::Device::flex(), 0);
+        let model = energyflow::EnergyFlowModel::new(&cfg, Kernels::Fused, &burn::tensor::Device::flex(), 0);
         let counted: f64 = parameter_counts(&cfg).iter().sum();
         assert_eq!(counted as usize, model.num_params());
     }

@@ -13,13 +13,14 @@
 mod common;
 
 use common::tiny_config;
+use energyflow::config::RuntimeConfig;
 
 use burn::tensor::{Device, Tensor};
 use energyflow::device::{self, ADAPTER_VAR, DeviceKind};
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
-use energyflow::kernels::{gelu, gru_cell, gru_cell_composed, matmul};
-use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use energyflow::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
+use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use energyflow::train::{PairData, Trainer};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -79,8 +80,8 @@ fn fused_kernels_on_the_gpu_equal_the_cpu_within_1e5() {
             "composed gru, rows {rows}, hd {hd}"
         );
         let d = max_diff(
-            &host(gelu(m(rows, hd, 0.3, &gpu), true)),
-            &host(gelu(m(rows, hd, 0.3, &cpu), true)),
+            &host(Kernels::Fused.gelu(m(rows, hd, 0.3, &gpu))),
+            &host(Kernels::Fused.gelu(m(rows, hd, 0.3, &cpu))),
         );
         assert!(d <= 1e-5, "gelu, rows {rows}, hd {hd}: {d}");
         let product = |dev: &Device| host(matmul(m(rows, hd + 2, 0.7, dev), m(hd + 2, 2 * hd, 1.3, dev)));
@@ -94,10 +95,15 @@ fn forward_on_the_gpu_equals_the_cpu() {
     let cfg = tiny_config(8);
     let input: Vec<f32> = (0..3 * 8).map(|i| ((i as f32) * 0.173).sin() * 0.5).collect();
     let run = |dev: &Device| {
-        let model = EnergyFlowModel::new(&cfg.model, dev, 1);
+        let model = EnergyFlowModel::new(&cfg, Kernels::Fused, dev, 1);
         let x = device::matrix(input.clone(), 3, 8, dev);
         let out = model
-            .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+            .forward(
+                x,
+                &ForwardSettings::new(&cfg, false),
+                &mut Workspace::default(),
+                &ForwardOptions::inference(&ForwardSettings::new(&cfg, false)),
+            )
             .unwrap();
         (host(out.output), host(out.surface), out.stats)
     };
@@ -118,7 +124,7 @@ fn three_training_steps_on_the_gpu_follow_the_cpu() {
     let cfg = tiny_config(6);
     let data = PairData::synthetic_rotation(24, 6, 4);
     let steps = |dev: &Device| {
-        let mut t = Trainer::new(cfg.clone(), &data, 3, dev).unwrap();
+        let mut t = Trainer::new(cfg.clone(), &RuntimeConfig::default(), &data, 3, dev).unwrap();
         (0..3).map(|_| t.train_step(&data).unwrap()).collect::<Vec<_>>()
     };
     let (g, c) = (steps(&gpu()), steps(&Device::flex()));

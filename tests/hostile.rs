@@ -5,8 +5,10 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
+use energyflow::config::RuntimeConfig;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::io::{Matrix, StoreDtype, matrices_to_bytes, read_matrix};
+use energyflow::kernels::Kernels;
 use energyflow::train::eval::evaluate_checkpoint;
 use energyflow::train::{PairData, Trainer};
 use rand::rngs::StdRng;
@@ -255,7 +257,7 @@ fn the_toml_reader_survives_mutated_configs() {
 
 /// A small trained checkpoint (two updates, so the optimizer holds state).
 fn trained_checkpoint(dir: &Path, cfg: &EnergyConfig, data: &PairData) {
-    let mut t = Trainer::new(cfg.clone(), data, 3, &Device::flex()).unwrap();
+    let mut t = Trainer::new(cfg.clone(), &RuntimeConfig::default(), data, 3, &Device::flex()).unwrap();
     t.train_step(data).unwrap();
     t.train_step(data).unwrap();
     t.save(dir).unwrap();
@@ -265,11 +267,13 @@ fn trained_checkpoint(dir: &Path, cfg: &EnergyConfig, data: &PairData) {
 /// step ran (the mutation was harmless).
 fn read_everything(case: &str, dir: &Path, data: &PairData) -> bool {
     let dev = Device::flex();
-    survives(case, || checkpoint::load_model(dir, &dev));
-    survives(case, || evaluate_checkpoint(dir, Some(data), &dev));
+    survives(case, || checkpoint::load_model(dir, Kernels::Fused, &dev));
+    survives(case, || {
+        evaluate_checkpoint(dir, Some(data), &RuntimeConfig::default(), &dev)
+    });
     // On the data the checkpoint names (its origin).
-    survives(case, || evaluate_checkpoint(dir, None, &dev));
-    if let Some(mut t) = survives(case, || Trainer::resume(dir, data, &dev)) {
+    survives(case, || evaluate_checkpoint(dir, None, &RuntimeConfig::default(), &dev));
+    if let Some(mut t) = survives(case, || Trainer::resume(dir, data, &RuntimeConfig::default(), &dev)) {
         // What a resumed run does first: a step (AdamW reads its moments).
         return survives(case, || t.train_step(data)).is_some();
     }
@@ -321,7 +325,7 @@ fn the_checkpoint_readers_survive_mutated_checkpoints() {
     ] {
         v["data"]["origin"] = json!(origin);
         std::fs::write(good.join(checkpoint::META_FILE), v.to_string()).unwrap();
-        let e = evaluate_checkpoint(&good, None, &Device::flex())
+        let e = evaluate_checkpoint(&good, None, &RuntimeConfig::default(), &Device::flex())
             .err()
             .unwrap()
             .to_string();
@@ -344,7 +348,10 @@ fn an_optimizer_state_of_another_model_is_refused_before_use() {
     let (ma, mb) = (checkpoint::read_meta(&a).unwrap(), checkpoint::read_meta(&b).unwrap());
     let (oa, ob) = (ma.optimizer.unwrap(), mb.optimizer.unwrap());
     std::fs::copy(b.join(&ob), a.join(&oa)).unwrap();
-    let e = Trainer::resume(&a, &data, &Device::flex()).err().unwrap().to_string();
+    let e = Trainer::resume(&a, &data, &RuntimeConfig::default(), &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         e.contains(&oa) && e.contains("has shape") && e.contains("not this model's"),
         "{e}"
@@ -352,6 +359,9 @@ fn an_optimizer_state_of_another_model_is_refused_before_use() {
     // A state with no moments at all after two updates is not this run's either.
     let empty = burn::optim::AdamWConfig::new().init().into_bytes().unwrap();
     std::fs::write(a.join(&oa), &*empty).unwrap();
-    let e = Trainer::resume(&a, &data, &Device::flex()).err().unwrap().to_string();
+    let e = Trainer::resume(&a, &data, &RuntimeConfig::default(), &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("holds no state for any parameter"), "{e}");
 }

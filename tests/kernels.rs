@@ -183,7 +183,8 @@ fn untracked_inputs_on_an_autodiff_device_need_no_backward() {
 /// GELU: the fused op against burn's, forward and gradient, on odd shapes.
 #[test]
 fn fused_gelu_equals_burns_gelu() {
-    use energyflow::kernels::gelu;
+    use energyflow::kernels::Kernels;
+    let gelu = |x, fused: bool| if fused { Kernels::Fused } else { Kernels::Composed }.gelu(x);
     for dev in every_device() {
         for (rows, cols) in [(1, 1), (3, 7), (200, 300)] {
             let x = device::matrix(

@@ -3,7 +3,8 @@
 use burn::tensor::Device;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::device;
-use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use energyflow::kernels::Kernels;
+use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 
 fn input(rows: usize, cols: usize) -> Vec<f32> {
     (0..rows * cols).map(|i| ((i as f32) * 0.173).sin() * 0.1).collect()
@@ -13,12 +14,17 @@ fn input(rows: usize, cols: usize) -> Vec<f32> {
 fn debug_forward_batch_two_is_finite_and_every_flow_completes() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+    let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 1);
     let mut ws = Workspace::default();
     let e_in = cfg.model.input_embedding_dim;
     let x = device::matrix(input(2, e_in), 2, e_in, &dev);
     let out = model
-        .forward(&cfg, x, &mut ws, &ForwardOptions::inference(&cfg))
+        .forward(
+            x,
+            &ForwardSettings::new(&cfg, false),
+            &mut ws,
+            &ForwardOptions::inference(&ForwardSettings::new(&cfg, false)),
+        )
         .unwrap();
     assert_eq!(out.output.dims(), [2, cfg.model.output_embedding_dim]);
     assert_eq!(out.surface.dims(), [2, cfg.model.surface_cells()]);
@@ -46,7 +52,7 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
     cfg.flow.convergence_enabled = false;
     cfg.validate().unwrap();
     let dev = Device::flex().autodiff();
-    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+    let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 1);
     let mut ws = Workspace::default();
     let e_in = cfg.model.input_embedding_dim;
     let x = device::matrix(input(3, e_in), 3, e_in, &dev);
@@ -56,7 +62,9 @@ fn training_forward_with_noise_and_spawn_completes_every_flow() {
         noise_seed: 9,
         lesion: None,
     };
-    let out = model.forward(&cfg, x, &mut ws, &opts).unwrap();
+    let out = model
+        .forward(x, &ForwardSettings::new(&cfg, false), &mut ws, &opts)
+        .unwrap();
     let s = &out.stats;
     assert!(s.flows_spawned > 0, "{s:?}");
     assert!(
@@ -94,11 +102,16 @@ fn too_many_starting_flows_is_refused_naming_both_numbers() {
     cfg.flow.max_active_flows = 500;
     cfg.train.batch_size = 1;
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+    let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 1);
     let e_in = cfg.model.input_embedding_dim;
     let x = device::matrix(input(2, e_in), 2, e_in, &dev);
     let err = model
-        .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+        .forward(
+            x,
+            &ForwardSettings::new(&cfg, false),
+            &mut Workspace::default(),
+            &ForwardOptions::inference(&ForwardSettings::new(&cfg, false)),
+        )
         .err()
         .expect("800 flows > 500 must be refused")
         .to_string();
@@ -110,11 +123,16 @@ fn inference_is_deterministic_for_a_seed() {
     let cfg = EnergyConfig::preset(Preset::Debug);
     let run = || {
         let dev = Device::flex();
-        let model = EnergyFlowModel::new(&cfg.model, &dev, 1);
+        let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 1);
         let e_in = cfg.model.input_embedding_dim;
         let x = device::matrix(input(1, e_in), 1, e_in, &dev);
         let out = model
-            .forward(&cfg, x, &mut Workspace::default(), &ForwardOptions::inference(&cfg))
+            .forward(
+                x,
+                &ForwardSettings::new(&cfg, false),
+                &mut Workspace::default(),
+                &ForwardOptions::inference(&ForwardSettings::new(&cfg, false)),
+            )
             .unwrap();
         device::to_vec(out.output).unwrap()
     };
@@ -135,11 +153,11 @@ fn inference_with_a_decaying_schedule_moves_flows_at_the_floor() {
     cfg.flow.displacement_scale_warmup = 4;
     cfg.flow.displacement_scale_decay = 0.9;
     cfg.validate().unwrap();
-    let opts = ForwardOptions::inference(&cfg);
+    let opts = ForwardOptions::inference(&ForwardSettings::new(&cfg, false));
     assert_eq!(opts.displacement_scale, 0.5);
     assert!(!opts.training);
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg.model, &dev, 3);
+    let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 3);
     let e_in = cfg.model.input_embedding_dim;
     let run = |scale: f64| {
         let x = device::matrix(input(2, e_in), 2, e_in, &dev);
@@ -147,11 +165,15 @@ fn inference_with_a_decaying_schedule_moves_flows_at_the_floor() {
             displacement_scale: scale,
             ..opts
         };
-        let out = model.forward(&cfg, x, &mut Workspace::default(), &o).unwrap();
+        let out = model
+            .forward(x, &ForwardSettings::new(&cfg, false), &mut Workspace::default(), &o)
+            .unwrap();
         device::to_vec(out.output).unwrap()
     };
     let x = device::matrix(input(2, e_in), 2, e_in, &dev);
-    let inferred = model.forward(&cfg, x, &mut Workspace::default(), &opts).unwrap();
+    let inferred = model
+        .forward(x, &ForwardSettings::new(&cfg, false), &mut Workspace::default(), &opts)
+        .unwrap();
     let inferred = device::to_vec(inferred.output).unwrap();
     assert_eq!(inferred, run(0.5));
     // The base scale and the old wrong value move the flows differently.

@@ -5,8 +5,10 @@
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
+use energyflow::config::RuntimeConfig;
 use energyflow::config::{ConfigSource, LossKind};
 use energyflow::io::StoreDtype;
+use energyflow::kernels::Kernels;
 use energyflow::train::eval::evaluate_checkpoint;
 use energyflow::train::{DataChoice, Event, PairData, Run, RunRequest, Start, Trainer};
 use std::path::Path;
@@ -30,6 +32,7 @@ fn request(st: &Setup, start: Start) -> RunRequest {
             preset: None,
             file: Some(st.config.clone()),
         },
+        runtime: RuntimeConfig::default(),
         data: Some(DataChoice::File(st.data.clone())),
         epochs: None,
         val_fraction: None,
@@ -121,7 +124,7 @@ fn what_a_killed_run_left_is_cleaned_when_the_folder_is_next_used() {
     let note = run.notes.iter().find(|n| n.contains("removed 4 file(s)"));
     assert!(note.is_some(), "{:?}", run.notes);
     // What the checkpoints name is untouched.
-    checkpoint::load_model(&st.out.join("latest"), &Device::flex()).unwrap();
+    checkpoint::load_model(&st.out.join("latest"), Kernels::Fused, &Device::flex()).unwrap();
 }
 
 /// The folder as a crash leaves it between writing best/ (first) and
@@ -140,7 +143,7 @@ fn a_crash_between_the_best_and_latest_writes_leaves_a_consistent_folder() {
     // to the moment of the crash: best/ only.
     let data = PairData::load(&st.data).unwrap();
     let dev = Device::flex();
-    let mut t = Trainer::resume(&st.out.join("latest"), &data, &dev).unwrap();
+    let mut t = Trainer::resume(&st.out.join("latest"), &data, &RuntimeConfig::default(), &dev).unwrap();
     t.train_step(&data).unwrap();
     t.train_step(&data).unwrap();
     let loss = t.validate(&data).unwrap().loss;
@@ -163,7 +166,7 @@ fn a_crash_between_the_best_and_latest_writes_leaves_a_consistent_folder() {
     let s = run.train(Some(5), &AtomicBool::new(false), &mut |_| {}).unwrap();
     let report = run.final_report(&s, &dev).unwrap();
     drop(run);
-    let (again, _) = evaluate_checkpoint(&st.out, None, &dev).unwrap();
+    let (again, _) = evaluate_checkpoint(&st.out, None, &RuntimeConfig::default(), &dev).unwrap();
     assert_eq!(report.loss, again.loss);
     assert_eq!(meta_step(&st.out.join("latest")), 5);
     assert_eq!(
@@ -187,7 +190,13 @@ fn latest_naming_a_best_model_that_best_does_not_hold_is_corrected() {
     let best3 = checkpoint::read_meta(&old_best).unwrap().train.unwrap().best_val_loss;
     // latest/ at step 5 claims a best model at step 5 that was never written.
     let data = PairData::load(&st.data).unwrap();
-    let mut t = Trainer::resume(&st.out.join("latest"), &data, &Device::flex()).unwrap();
+    let mut t = Trainer::resume(
+        &st.out.join("latest"),
+        &data,
+        &RuntimeConfig::default(),
+        &Device::flex(),
+    )
+    .unwrap();
     t.train_step(&data).unwrap();
     t.train_step(&data).unwrap();
     t.state.best_step = Some(5);

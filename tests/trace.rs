@@ -7,7 +7,8 @@ use burn::tensor::Device;
 use energyflow::config::{EnergyConfig, Preset};
 use energyflow::device;
 use energyflow::flow::FlowTrace;
-use energyflow::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use energyflow::kernels::Kernels;
+use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use energyflow::viz::inspect::flow_paths;
 use std::collections::HashMap;
 
@@ -35,14 +36,14 @@ fn config() -> EnergyConfig {
 fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
     let cfg = config();
     let dev = Device::flex();
-    let model = EnergyFlowModel::new(&cfg.model, &dev, 3);
+    let model = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 3);
     let (b, e_in) = (2, cfg.model.input_embedding_dim);
     let data: Vec<f32> = (0..b * e_in).map(|i| ((i as f32) * 0.37).sin()).collect();
-    let opts = ForwardOptions::inference(&cfg);
+    let opts = ForwardOptions::inference(&ForwardSettings::new(&cfg, false));
     let plain = model
         .forward(
-            &cfg,
             device::matrix(data.clone(), b, e_in, &dev),
+            &ForwardSettings::new(&cfg, false),
             &mut Workspace::default(),
             &opts,
         )
@@ -52,7 +53,12 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
         ..Workspace::default()
     };
     let traced = model
-        .forward(&cfg, device::matrix(data.clone(), b, e_in, &dev), &mut ws, &opts)
+        .forward(
+            device::matrix(data.clone(), b, e_in, &dev),
+            &ForwardSettings::new(&cfg, false),
+            &mut ws,
+            &opts,
+        )
         .unwrap();
     assert_eq!(
         device::to_vec(traced.output).unwrap(),
@@ -73,9 +79,7 @@ fn the_trace_changes_nothing_and_adds_up_to_the_flow_statistics() {
         assert_eq!(t.frames[step].len(), active, "step {}", step + 1);
     }
     // The starting energies are the mapper's.
-    let mapped = model
-        .input_mapper
-        .forward(device::matrix(data, b, e_in, &dev), None, true);
+    let mapped = model.input_mapper.forward(device::matrix(data, b, e_in, &dev), None);
     assert_eq!(t.frames[0].energy, device::to_vec(mapped).unwrap());
 
     // Per-step counts add up to the totals.

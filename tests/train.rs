@@ -5,6 +5,7 @@ use burn::tensor::Device;
 use energyflow::checkpoint;
 use energyflow::config::EnergyConfig;
 use energyflow::config::Part;
+use energyflow::config::RuntimeConfig;
 use energyflow::io::Matrix;
 use energyflow::train::metrics::{Record, StepRecord, read_records};
 use energyflow::train::{PairData, Run, RunStop, Trainer};
@@ -61,12 +62,12 @@ fn run(trainer: Trainer, data: &PairData, out: &Path, max_steps: usize) -> (Trai
 fn resume_against_straight(cfg: &EnergyConfig, data: &PairData, seed: u64, n: usize, dir: &Path) -> (PathBuf, PathBuf) {
     let dev = Device::flex();
     let (a, b) = (dir.join("a"), dir.join("b"));
-    let first = Trainer::new(cfg.clone(), data, seed, &dev).unwrap();
+    let first = Trainer::new(cfg.clone(), &RuntimeConfig::default(), data, seed, &dev).unwrap();
     assert_eq!(run(first, data, &a, n).1, RunStop::MaxSteps);
-    let resumed = Trainer::resume(&a.join("latest"), data, &dev).unwrap();
+    let resumed = Trainer::resume(&a.join("latest"), data, &RuntimeConfig::default(), &dev).unwrap();
     assert_eq!(resumed.state.step, n);
     let (resumed, _) = run(resumed, data, &a, 2 * n);
-    let straight = Trainer::new(cfg.clone(), data, seed, &dev).unwrap();
+    let straight = Trainer::new(cfg.clone(), &RuntimeConfig::default(), data, seed, &dev).unwrap();
     let (straight, _) = run(straight, data, &b, 2 * n);
     assert_eq!(resumed.state, straight.state);
     let diff = max_weight_diff(&weights_of(&a), &weights_of(&b));
@@ -87,7 +88,7 @@ fn resume_continues_exactly() {
         let (_, b) = resume_against_straight(&cfg, &data, 11, 4, tmp.path());
         // A changed model would make the comparison vacuous: check it moved.
         let fresh = tmp.path().join("fresh");
-        let untouched = Trainer::new(tiny_config(6), &data, 11, &Device::flex()).unwrap();
+        let untouched = Trainer::new(tiny_config(6), &RuntimeConfig::default(), &data, 11, &Device::flex()).unwrap();
         untouched.save(&fresh.join("latest")).unwrap();
         assert!(
             max_weight_diff(&weights_of(&fresh), &weights_of(&b)) > 1e-4,
@@ -106,7 +107,7 @@ fn learns_the_synthetic_rotation() {
     let data = PairData::synthetic_rotation(400, 8, 5);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let t = Trainer::new(cfg, &data, 1, &dev).unwrap();
+    let t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 1, &dev).unwrap();
     let before = t.validate(&data).unwrap().cosine;
     let stop = AtomicBool::new(false);
     let summary = Run::new(t, data.clone(), tmp.path())
@@ -152,7 +153,7 @@ fn non_finite_steps_are_skipped_and_leave_the_weights_alone() {
     };
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let t = Trainer::new(cfg, &data, 2, &dev).unwrap();
+    let t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 2, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let stop = AtomicBool::new(false);
     let s = Run::new(t, data, &tmp.path().join("run"))
@@ -172,7 +173,7 @@ fn step_records_carry_the_flow_statistics() {
     let cfg = tiny_config(6);
     let data = PairData::synthetic_rotation(20, 6, 1);
     let dev = Device::flex();
-    let mut t = Trainer::new(cfg.clone(), &data, 0, &dev).unwrap();
+    let mut t = Trainer::new(cfg.clone(), &RuntimeConfig::default(), &data, 0, &dev).unwrap();
     let r = t.train_step(&data).unwrap();
     let value = serde_json::to_value(&r).unwrap();
     for key in [
@@ -216,7 +217,7 @@ fn surface_loss_keeps_the_input_mapper_frozen() {
     let data = PairData::synthetic_rotation(24, 6, 4);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    let t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let s = Run::new(t, data, &tmp.path().join("run"))
         .unwrap()
@@ -241,7 +242,7 @@ fn one_step_moves_every_module() {
     let data = PairData::synthetic_rotation(24, 6, 4);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    let t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let s = Run::new(t, data, &tmp.path().join("run"))
         .unwrap()
@@ -299,7 +300,7 @@ fn a_frozen_module_keeps_its_weights_and_reports_no_gradient() {
     let data = PairData::synthetic_rotation(24, 6, 4);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let t = Trainer::new(cfg, &data, 3, &dev).unwrap();
+    let t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 3, &dev).unwrap();
     t.save(&tmp.path().join("before")).unwrap();
     let run_dir = tmp.path().join("run");
     run(t, &data, &run_dir, 2);
@@ -337,9 +338,19 @@ fn periodic_validation_adds_points_and_leaves_the_trajectory_alone() {
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
     let (plain, periodic) = (tmp.path().join("plain"), tmp.path().join("periodic"));
-    run(Trainer::new(cfg.clone(), &data, 5, &dev).unwrap(), &data, &plain, 8);
+    run(
+        Trainer::new(cfg.clone(), &RuntimeConfig::default(), &data, 5, &dev).unwrap(),
+        &data,
+        &plain,
+        8,
+    );
     cfg.train.validate_every_steps = Some(2);
-    run(Trainer::new(cfg, &data, 5, &dev).unwrap(), &data, &periodic, 8);
+    run(
+        Trainer::new(cfg, &RuntimeConfig::default(), &data, 5, &dev).unwrap(),
+        &data,
+        &periodic,
+        8,
+    );
 
     let figures = |r: &StepRecord| {
         (
@@ -381,7 +392,7 @@ fn periodic_validation_adds_points_and_leaves_the_trajectory_alone() {
     );
 }
 
-/// Workers kept awake (`flow.spin_wait`) change the speed only: steps run
+/// Workers kept awake (`runtime.spin_wait`) change the speed only: steps run
 /// inside a two-thread pool equal, to the bit, the ones with the workers
 /// left to sleep between operations.
 #[test]
@@ -390,10 +401,12 @@ fn spinning_workers_leave_the_steps_unchanged() {
     let dev = Device::flex();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let steps = |spin: bool| {
-        let mut cfg = tiny_config(6);
-        cfg.flow.spin_wait = spin;
+        let runtime = RuntimeConfig {
+            spin_wait: spin,
+            ..RuntimeConfig::default()
+        };
         pool.install(|| {
-            let mut t = Trainer::new(cfg, &data, 5, &dev).unwrap();
+            let mut t = Trainer::new(tiny_config(6), &runtime, &data, 5, &dev).unwrap();
             (0..3)
                 .map(|_| {
                     let r = t.train_step(&data).unwrap();
@@ -426,7 +439,7 @@ fn resume_works_when_a_module_never_gets_a_gradient() {
     let (_, b) = resume_against_straight(&cfg, &data, 7, 3, tmp.path());
     // The premise: the displacement head is trainable and never moved.
     let fresh = tmp.path().join("fresh");
-    Trainer::new(cfg, &data, 7, &Device::flex())
+    Trainer::new(cfg, &RuntimeConfig::default(), &data, 7, &Device::flex())
         .unwrap()
         .save(&fresh.join("latest"))
         .unwrap();

@@ -1,7 +1,7 @@
 //! `energyflow bench`: timing figures (`bench` module), as a table or as one
 //! JSON line with `--json` (see docs/BENCHMARKS.md).
 
-use super::{ConfigArgs, print_json};
+use super::{ConfigArgs, RuntimeArgs, print_json};
 use energyflow::bench;
 use energyflow::config::Preset;
 use energyflow::device::DeviceKind;
@@ -39,8 +39,8 @@ pub struct StepArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,10 +75,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             show(&r, a.json)
         }
         BenchWhat::Step(a) => {
-            let cfg = a.config.source().load()?.config;
-            let dev = super::select_device(a.device)?;
+            let loaded = a.config.source().load()?;
+            let runtime = a.runtime.over(loaded.runtime)?;
+            let dev = super::select_device(runtime.device)?;
             let name = a.config.preset.unwrap_or_default().name();
-            show(&bench::bench_step(cfg, name, a.batch, a.runs, a.warmup, &dev)?, a.json)
+            let r = bench::bench_step(loaded.config, &runtime, name, a.batch, a.runs, a.warmup, &dev)?;
+            show(&r, a.json)
         }
     }
 }

@@ -1,8 +1,7 @@
 //! `energyflow eval`: a checkpoint on its held-out split, next to the
 //! identity and linear (ridge) baselines (`train::eval`).
 
-use super::print_json;
-use energyflow::device::DeviceKind;
+use super::{RuntimeArgs, print_json};
 use energyflow::error::Result;
 use energyflow::model::Lesion;
 use energyflow::train::PairData;
@@ -26,9 +25,8 @@ pub struct EvalArgs {
     /// baselines are unchanged.
     #[arg(long, value_enum)]
     pub lesion: Option<Lesion>,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// The report as a small table.
@@ -43,9 +41,10 @@ fn print_table(r: &EvalReport) {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let dev = super::select_device(args.device)?;
+    let runtime = args.runtime.resolve()?;
+    let dev = super::select_device(runtime.device)?;
     let data = args.data.as_deref().map(PairData::load).transpose()?;
-    let (r, note) = evaluate_checkpoint_lesioned(&args.checkpoint, data.as_ref(), &dev, args.lesion)?;
+    let (r, note) = evaluate_checkpoint_lesioned(&args.checkpoint, data.as_ref(), &runtime, &dev, args.lesion)?;
     if let Some(n) = note {
         eprintln!("energyflow eval: note: {n}");
     }

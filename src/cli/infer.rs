@@ -1,13 +1,12 @@
 //! `energyflow infer`: embeddings in, embeddings out (`model::infer_batches`),
 //! flow statistics as one JSON line on stdout.
 
-use super::{ConfigArgs, print_json};
+use super::{ConfigArgs, RuntimeArgs, print_json};
 use energyflow::checkpoint;
 use energyflow::config::resources::{self, Purpose};
-use energyflow::device::DeviceKind;
 use energyflow::error::{Error, Result};
 use energyflow::io::{Read, StoreDtype, check_output, load_matrix, save_matrices};
-use energyflow::model::{EnergyFlowModel, infer_batches};
+use energyflow::model::{EnergyFlowModel, ForwardSettings, infer_batches};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -28,13 +27,13 @@ pub struct InferArgs {
     /// Seed of the random weights (without --checkpoint).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 pub fn run(args: &InferArgs) -> Result<()> {
-    let dev = super::select_device(args.device)?;
+    let runtime = args.runtime.resolve_with(&args.config)?;
+    let dev = super::select_device(runtime.device)?;
     let mut reads = vec![Read {
         label: "--input",
         path: &args.input,
@@ -69,7 +68,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
         )));
     }
     let model = match &ckpt {
-        Some(dir) => checkpoint::load_model(dir, &dev)?.0,
+        Some(dir) => checkpoint::load_model(dir, runtime.kernels, &dev)?.0,
         None => {
             resources::ensure_fits(&cfg, Purpose::Inference, 0.0)?;
             eprintln!(
@@ -80,10 +79,11 @@ pub fn run(args: &InferArgs) -> Result<()> {
                     (None, p) => format!("preset {}", p.unwrap_or_default().name()),
                 }
             );
-            EnergyFlowModel::new(&cfg.model, &dev, args.seed)
+            EnergyFlowModel::new(&cfg, runtime.kernels, &dev, args.seed)
         }
     };
-    let (output, stats) = infer_batches(&model, &cfg, &input, &dev)?;
+    let settings = ForwardSettings::new(&cfg, energyflow::pool::wanted(&runtime, &dev));
+    let (output, stats) = infer_batches(&model, &settings, cfg.train.batch_size, &input, &dev)?;
     output.check_finite("the model's output (not written)")?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;
     print_json(&stats)

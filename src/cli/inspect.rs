@@ -3,7 +3,7 @@
 //! PNG pictures with inspect.json and an index.html (`viz::inspect`);
 //! prints the paths.
 
-use energyflow::device::DeviceKind;
+use super::RuntimeArgs;
 use energyflow::error::Result;
 use energyflow::viz::inspect::{self, InspectRequest};
 use std::path::PathBuf;
@@ -23,9 +23,8 @@ pub struct InspectArgs {
     /// Where to write [default: CHECKPOINT/inspect].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
@@ -38,8 +37,9 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| inspect::default_dir(&args.checkpoint)),
     };
-    let dev = super::select_device(args.device)?;
-    let done = inspect::inspect(&req, &dev)?;
+    let runtime = args.runtime.resolve()?;
+    let dev = super::select_device(runtime.device)?;
+    let done = inspect::inspect(&req, &runtime, &dev)?;
     for note in &done.notes {
         eprintln!("energyflow inspect: {note}");
     }

@@ -17,9 +17,10 @@ pub mod train;
 
 use burn::tensor::Device;
 use clap::ValueEnum;
-use energyflow::config::{ConfigSource, Preset};
+use energyflow::config::{ConfigSource, MAX_THREADS, Preset, RuntimeConfig};
 use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
+use energyflow::kernels::Kernels;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -41,6 +42,76 @@ impl ConfigArgs {
             file: self.config.clone(),
         }
     }
+}
+
+/// Execution settings on the command line, shared by every command that
+/// runs a model: each overrides the config file's `[runtime]` field (see
+/// `config::RuntimeConfig`), and none is part of a run's identity.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RuntimeArgs {
+    /// Compute device [default: runtime.device, else cpu].
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceKind>,
+    /// Threads of the CPU pool [default: runtime.threads, else one per core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Our fused kernels or burn's composed reference ops [default:
+    /// runtime.kernels, else fused].
+    #[arg(long, value_enum)]
+    pub kernels: Option<Kernels>,
+    /// Keep idle CPU workers spinning through a step (faster; false frees
+    /// their cores between operations) [default: runtime.spin_wait, else true].
+    #[arg(long, value_name = "BOOL")]
+    pub spin_wait: Option<bool>,
+}
+
+impl RuntimeArgs {
+    /// `base` (a config file's `[runtime]` section, or the defaults) with
+    /// the flags given here on top, checked.
+    pub fn over(&self, base: RuntimeConfig) -> Result<RuntimeConfig> {
+        if let Some(t) = self.threads
+            && !(1..=MAX_THREADS).contains(&t)
+        {
+            return Err(Error::input(format!(
+                "--threads {t}: must be between 1 and {MAX_THREADS}"
+            )));
+        }
+        Ok(RuntimeConfig {
+            kernels: self.kernels.unwrap_or(base.kernels),
+            spin_wait: self.spin_wait.unwrap_or(base.spin_wait),
+            threads: self.threads.or(base.threads),
+            device: self.device.unwrap_or(base.device),
+        })
+    }
+
+    /// The settings of a command without a config file.
+    pub fn resolve(&self) -> Result<RuntimeConfig> {
+        self.over(RuntimeConfig::default())
+    }
+
+    /// The settings of a command with `config`: its file's `[runtime]`
+    /// section under these flags.
+    pub fn resolve_with(&self, config: &ConfigArgs) -> Result<RuntimeConfig> {
+        self.over(config.source().load()?.runtime)
+    }
+}
+
+/// The thread count a command asks for (`--threads`, else its config
+/// file's `runtime.threads`); None for one thread per core. The binary
+/// builds its pool with it before the command runs.
+pub fn pool_threads(command: &super::Command) -> Result<Option<usize>> {
+    use super::Command as C;
+    Ok(match command {
+        C::Train(a) => a.runtime.resolve_with(&a.config)?.threads,
+        C::Infer(a) => a.runtime.resolve_with(&a.config)?.threads,
+        C::Bench(a) => match &a.what {
+            bench::BenchWhat::Step(s) => s.runtime.resolve_with(&s.config)?.threads,
+            bench::BenchWhat::Collect(_) => None,
+        },
+        C::Eval(a) => a.runtime.resolve()?.threads,
+        C::Inspect(a) => a.runtime.resolve()?.threads,
+        C::Embed(_) | C::Data(_) | C::Plot(_) | C::ProbeDevice(_) => None,
+    })
 }
 
 /// Prints `value` as one JSON line on stdout.

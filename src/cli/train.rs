@@ -4,9 +4,8 @@
 //! curves are (`--plot` draws them). What the run does is `train::Run`'s
 //! business.
 
-use super::{ConfigArgs, print_json};
+use super::{ConfigArgs, RuntimeArgs, print_json};
 use energyflow::config::LossKind;
-use energyflow::device::DeviceKind;
 use energyflow::error::{Error, Result};
 use energyflow::train::metrics::Record;
 use energyflow::train::{DataChoice, Event, Run, RunRequest, RunStop, Start};
@@ -59,15 +58,15 @@ pub struct TrainArgs {
     /// At the end, draw the learning curves into OUT/plots (as `energyflow plot OUT` does).
     #[arg(long)]
     pub plot: bool,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl TrainArgs {
-    fn request(&self) -> RunRequest {
-        RunRequest {
+    fn request(&self) -> Result<RunRequest> {
+        Ok(RunRequest {
             config: self.config.source(),
+            runtime: self.runtime.resolve_with(&self.config)?,
             data: self.data.as_deref().map(DataChoice::parse),
             epochs: self.epochs,
             val_fraction: self.val_fraction,
@@ -79,13 +78,14 @@ impl TrainArgs {
                 (false, true) => Start::Overwrite,
                 (false, false) => Start::Fresh,
             },
-        }
+        })
     }
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let dev = super::select_device(args.device)?;
-    let mut run = Run::open(&args.request(), &dev)?;
+    let req = args.request()?;
+    let dev = super::select_device(req.runtime.device)?;
+    let mut run = Run::open(&req, &dev)?;
     for note in &run.notes {
         eprintln!("energyflow train: {note}");
     }

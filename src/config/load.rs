@@ -1,7 +1,7 @@
 //! Loading a config: a preset, overlaid by the keys of a TOML file. This
 //! is the one way every command gets its config ([`ConfigSource::load`]).
 
-use super::{EnergyConfig, Preset, section_table};
+use super::{EnergyConfig, Preset, RuntimeConfig, section_table};
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,28 +11,22 @@ impl EnergyConfig {
     /// preset's. A `preset = "name"` key in the text selects the base
     /// instead. Unknown keys and wrong types are refused naming the key.
     /// Returns the config and the dotted keys the text sets
-    /// ("model.input_embedding_dim", ...).
+    /// ("model.input_embedding_dim", ...); a `[runtime]` section is
+    /// checked and left out (see [`LoadedConfig::parse`]).
     pub fn from_toml_str(text: &str, base: Preset, origin: &str) -> Result<(Self, BTreeSet<String>)> {
-        let mut overlay: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
-        let base = match overlay.remove("preset") {
-            Some(toml::Value::String(s)) => Preset::parse(&s)?,
-            Some(other) => return Err(Error::config("preset", other, "expected a string")),
-            None => base,
-        };
-        let mut merged = section_table(&Self::preset(base));
-        check_sections(&overlay, &merged, origin)?;
-        let mut keys = BTreeSet::new();
-        dotted_keys(&overlay, "", &mut keys);
-        merge(&mut merged, overlay);
-        let cfg: EnergyConfig = merged
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
-        cfg.validate()?;
-        Ok((cfg, keys))
+        let loaded = LoadedConfig::parse(text, base, origin)?;
+        Ok((loaded.config, loaded.file_keys))
     }
 }
+
+/// Fields that moved out of a section, with where they went: a file that
+/// still sets one is refused with the new place (an old checkpoint's copy
+/// is migrated by `checkpoint`).
+const MOVED: [(&str, &str, &str); 3] = [
+    ("flow", "fused_kernels", "[runtime] kernels = \"fused\" or \"composed\""),
+    ("flow", "spin_wait", "[runtime] spin_wait"),
+    ("model", "mapper_layer_norm", "[model] mapper_collector_layer_norm"),
+];
 
 /// Where a command's config comes from: a preset, optionally overlaid by a
 /// TOML file. The one way every command loads its config.
@@ -44,10 +38,13 @@ pub struct ConfigSource {
     pub file: Option<PathBuf>,
 }
 
-/// A loaded, validated config and the keys its file set explicitly.
+/// A loaded, validated config, the execution settings of its file's
+/// `[runtime]` section, and the keys its file set explicitly.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     pub config: EnergyConfig,
+    /// The file's `[runtime]` section (defaults when it has none).
+    pub runtime: RuntimeConfig,
     /// Dotted keys set by the file ("train.learning_rate", ...).
     pub file_keys: BTreeSet<String>,
 }
@@ -57,7 +54,53 @@ impl LoadedConfig {
     pub fn file_sets(&self, key: &str) -> bool {
         self.file_keys.contains(key)
     }
+
+    /// Parses TOML on top of preset `base` (see
+    /// [`EnergyConfig::from_toml_str`]), with its `[runtime]` section.
+    pub fn parse(text: &str, base: Preset, origin: &str) -> Result<Self> {
+        let mut overlay: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
+        let base = match overlay.remove("preset") {
+            Some(toml::Value::String(s)) => Preset::parse(&s)?,
+            Some(other) => return Err(Error::config("preset", other, "expected a string")),
+            None => base,
+        };
+        let runtime_table = match overlay.remove(RUNTIME) {
+            Some(toml::Value::Table(t)) => t,
+            Some(other) => {
+                return Err(Error::input(format!(
+                    "{origin}: `{RUNTIME}` must be a section ([{RUNTIME}]), not {}",
+                    other.type_str()
+                )));
+            }
+            None => toml::Table::new(),
+        };
+        let mut merged = section_table(&EnergyConfig::preset(base));
+        check_sections(&overlay, &merged, origin)?;
+        refuse_moved(&overlay, origin)?;
+        let mut file_keys = BTreeSet::new();
+        dotted_keys(&overlay, "", &mut file_keys);
+        dotted_keys(&runtime_table, "runtime.", &mut file_keys);
+        merge(&mut merged, overlay);
+        let config: EnergyConfig = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::input_quoting(origin, &e.to_string()))?;
+        config.validate()?;
+        let runtime: RuntimeConfig = toml::Value::Table(runtime_table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::input_quoting(format!("{origin}: [runtime]"), &e.to_string()))?;
+        runtime.validate()?;
+        Ok(LoadedConfig {
+            config,
+            runtime,
+            file_keys,
+        })
+    }
 }
+
+/// The execution section's name.
+const RUNTIME: &str = "runtime";
 
 impl ConfigSource {
     /// Loads and validates the config.
@@ -66,14 +109,14 @@ impl ConfigSource {
         match &self.file {
             Some(path) => {
                 let text = read_config_file(path)?;
-                let (config, file_keys) = EnergyConfig::from_toml_str(&text, preset, &path.display().to_string())?;
-                Ok(LoadedConfig { config, file_keys })
+                LoadedConfig::parse(&text, preset, &path.display().to_string())
             }
             None => {
                 let config = EnergyConfig::preset(preset);
                 config.validate()?;
                 Ok(LoadedConfig {
                     config,
+                    runtime: RuntimeConfig::default(),
                     file_keys: BTreeSet::new(),
                 })
             }
@@ -97,6 +140,12 @@ fn check_sections(overlay: &toml::Table, preset: &toml::Table, origin: &str) -> 
         if preset.contains_key(key) && value.is_table() {
             continue;
         }
+        let runtime = section_table(&RuntimeConfig::default());
+        if runtime.contains_key(key) || key == "threads" {
+            return Err(Error::input(format!(
+                "{origin}: key `{key}` belongs in the [{RUNTIME}] section (write it under [{RUNTIME}])"
+            )));
+        }
         if let Some((section, _)) = preset
             .iter()
             .find(|(_, t)| t.as_table().is_some_and(|t| t.contains_key(key)))
@@ -106,8 +155,24 @@ fn check_sections(overlay: &toml::Table, preset: &toml::Table, origin: &str) -> 
             )));
         }
         return Err(Error::input(format!(
-            "{origin}: unknown key `{key}` (expected `preset` or a [model], [flow] or [train] section)"
+            "{origin}: unknown key `{key}` (expected `preset` or a [model], [flow], [train] or [runtime] section)"
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a field that moved to another section or name ([`MOVED`]).
+fn refuse_moved(overlay: &toml::Table, origin: &str) -> Result<()> {
+    for (section, key, now) in MOVED {
+        if overlay
+            .get(section)
+            .and_then(|t| t.as_table())
+            .is_some_and(|t| t.contains_key(key))
+        {
+            return Err(Error::input(format!(
+                "{origin}: `{section}.{key}` is no longer a [{section}] field: it is now {now}"
+            )));
+        }
     }
     Ok(())
 }
@@ -159,6 +224,58 @@ mod tests {
         assert_eq!(keys, want);
         let (c, _) = EnergyConfig::from_toml_str("preset = \"experiment\"\n", Preset::Debug, "t").unwrap();
         assert_eq!(c.flow.lattice_depth, 40);
+    }
+
+    #[test]
+    fn a_runtime_section_is_read_apart_from_the_run() {
+        let text = "[runtime]\nkernels = \"composed\"\nthreads = 1\nspin_wait = false\ndevice = \"cpu\"\n[train]\nlearning_rate = 0.01\n";
+        let l = LoadedConfig::parse(text, Preset::Debug, "t.toml").unwrap();
+        assert_eq!(l.runtime.kernels, crate::kernels::Kernels::Composed);
+        assert_eq!(l.runtime.threads, Some(1));
+        assert!(!l.runtime.spin_wait);
+        assert_eq!(l.config, {
+            let mut c = EnergyConfig::preset(Preset::Debug);
+            c.train.learning_rate = 0.01;
+            c
+        });
+        assert!(l.file_sets("runtime.threads") && l.file_sets("train.learning_rate"));
+        // Without the section: the defaults.
+        let l = LoadedConfig::parse("", Preset::Debug, "t.toml").unwrap();
+        assert_eq!(l.runtime, RuntimeConfig::default());
+        for (text, want) in [
+            ("[runtime]\nthreads = 0\n", "runtime.threads"),
+            ("[runtime]\nkernels = \"fast\"\n", "t.toml: [runtime]"),
+            ("[runtime]\ncolour = 1\n", "colour"),
+            ("runtime = 3\n", "t.toml: `runtime` must be a section"),
+            (
+                "threads = 2\n",
+                "t.toml: key `threads` belongs in the [runtime] section",
+            ),
+            (
+                "spin_wait = false\n",
+                "t.toml: key `spin_wait` belongs in the [runtime] section",
+            ),
+        ] {
+            let e = LoadedConfig::parse(text, Preset::Debug, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_moved_field_is_refused_naming_where_it_went() {
+        for (text, now) in [
+            ("[flow]\nfused_kernels = false\n", "[runtime] kernels"),
+            ("[flow]\nspin_wait = true\n", "[runtime] spin_wait"),
+            ("[model]\nmapper_layer_norm = false\n", "mapper_collector_layer_norm"),
+        ] {
+            let e = EnergyConfig::from_toml_str(text, Preset::Debug, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("t.toml") && e.contains(now), "{text}: {e}");
+        }
     }
 
     #[test]

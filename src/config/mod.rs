@@ -5,10 +5,13 @@
 //!   on. Two models with equal model sections load each other's weights;
 //!   the architecture check of a checkpoint compares these sections.
 //! - [`FlowConfig`] (`[flow]`): the engine's rules: lattice depth, motion,
-//!   walls, spawning, capacity, step budgets, convergence, and whether the
-//!   fused kernels run.
+//!   walls, spawning, capacity, step budgets, convergence.
 //! - [`TrainConfig`] (`[train]`): batch, objective, optimizer, schedule,
 //!   split and memory settings.
+//!
+//! These three are a run's identity: a resume refuses to change them. How
+//! a run executes (kernels, spinning, threads, device) is [`RuntimeConfig`]
+//! (`[runtime]`, `runtime.rs`), which a resume may change.
 //!
 //! TOML loading lives in `load.rs`, range checks in `validate.rs`. Choices where MODEL.md is silent
 //! (also listed in README.md):
@@ -22,10 +25,12 @@
 mod load;
 mod presets;
 pub mod resources;
+mod runtime;
 mod validate;
 
 pub use load::{ConfigSource, LoadedConfig};
 pub use presets::Preset;
+pub use runtime::{MAX_THREADS, RuntimeConfig};
 
 use crate::geometry::Lattice;
 use serde::{Deserialize, Serialize};
@@ -101,11 +106,12 @@ pub struct ModelConfig {
     pub carrier_hidden_dim: usize,
     /// GRU layers L.
     pub carrier_layers: usize,
-    /// The LayerNorms of the input mapper and the output collector (after
-    /// each hidden layer, MODEL.md s.3). Default true, as MODEL.md;
-    /// docs/QUALITY.md measures the two networks without them.
-    #[serde(default = "yes")]
-    pub mapper_layer_norm: bool,
+    /// The LayerNorms of the input mapper's and the output collector's
+    /// hidden layers (MODEL.md s.3). Default true, as MODEL.md;
+    /// docs/QUALITY.md measures the two networks without them. (Named
+    /// `mapper_layer_norm` in checkpoints before [runtime] existed.)
+    #[serde(default = "yes", alias = "mapper_layer_norm")]
+    pub mapper_collector_layer_norm: bool,
 }
 
 impl ModelConfig {
@@ -190,17 +196,6 @@ pub struct FlowConfig {
     /// nothing of the input to the surface.
     #[serde(default)]
     pub energy_residual: bool,
-    /// Run the GRU cell as one fused kernel (`kernels`); false runs
-    /// the composed reference ops instead (same maths, for comparison).
-    /// Default true.
-    pub fused_kernels: bool,
-    /// Keep the CPU pool's other workers spinning through a forward or a
-    /// training step (`pool::awake`), so each parallel operation starts on
-    /// every core instead of waiting for a sleeping thread to wake; false
-    /// lets them sleep between operations (their cores free for other
-    /// programs, the step a few percent slower). Default true.
-    #[serde(default = "yes")]
-    pub spin_wait: bool,
 }
 
 impl FlowConfig {
@@ -399,7 +394,7 @@ impl EnergyConfig {
 /// The fields of section `section` whose values differ between `a` and
 /// `b`, as "section.field (a vs b)"; a field one side leaves unset (None)
 /// shows as "none".
-fn table_differences(section: &str, a: &toml::Table, b: &toml::Table) -> Vec<String> {
+pub(crate) fn table_differences(section: &str, a: &toml::Table, b: &toml::Table) -> Vec<String> {
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -435,7 +430,7 @@ mod tests {
         let c = EnergyConfig::preset(Preset::Tuned);
         let half_cell = 1.0 / (c.model.lattice_width.max(c.model.lattice_height) - 1) as f64;
         assert!(c.flow.max_displacement * (c.flow.propagation_steps() as f64) < half_cell);
-        assert!(!c.flow.movement_spawn && c.flow.energy_residual && !c.model.mapper_layer_norm);
+        assert!(!c.flow.movement_spawn && c.flow.energy_residual && !c.model.mapper_collector_layer_norm);
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl EnergyConfig {
             neuron_output_dim: 64,
             carrier_hidden_dim: 256,
             carrier_layers: 2,
-            mapper_layer_norm: true,
+            mapper_collector_layer_norm: true,
         };
         let flow = FlowConfig {
             lattice_depth: 10,
@@ -84,8 +84,6 @@ impl EnergyConfig {
             convergence_min_steps: 3,
             convergence_patience: 5,
             energy_residual: false,
-            fused_kernels: true,
-            spin_wait: true,
         };
         let train = TrainConfig::default();
         match p {
@@ -159,7 +157,7 @@ impl EnergyConfig {
                     mapper_hidden: Some(2048),
                     carrier_hidden_dim: 64,
                     carrier_layers: 1,
-                    mapper_layer_norm: false,
+                    mapper_collector_layer_norm: false,
                     ..model
                 },
                 flow: FlowConfig {

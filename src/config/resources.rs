@@ -61,7 +61,7 @@ pub fn parameter_counts(cfg: &EnergyConfig) -> [f64; 4] {
     let (s, i) = (m.surface_cells() as f64, m.mapper_hidden_dim() as f64);
     let linear = |a: f64, b: f64| a * b + b;
     let norm = |a: f64| 2.0 * a;
-    let head_norm = |a: f64| if m.mapper_layer_norm { norm(a) } else { 0.0 };
+    let head_norm = |a: f64| if m.mapper_collector_layer_norm { norm(a) } else { 0.0 };
     let mapper =
         linear(e_in, i) + head_norm(i) + linear(i, 2.0 * s) + head_norm(2.0 * s) + linear(2.0 * s, s) + 2.0 + s;
     let h = m.neuron_hidden_dim as f64;

@@ -17,15 +17,6 @@
 use crate::device;
 use burn::tensor::{Device, Int, Tensor};
 
-/// Rows `idx` of a [N, D] tensor: `Tensor::select` on dimension 0, or a
-/// faster kernel with the same result (the caller's choice).
-pub type Gather = fn(Tensor<2>, Tensor<1, Int>) -> Tensor<2>;
-
-/// `Tensor::select` as a [`Gather`].
-pub fn select_rows(t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
-    t.select(0, idx)
-}
-
 /// Device state of the active flows (row i = flow i).
 #[derive(Debug, Clone)]
 pub struct ActiveTensors {
@@ -132,7 +123,9 @@ impl FlowStore {
 impl FlowStore {
     /// Gathers the next active set after [`super::rules::advance`]:
     /// survivors (`keep`) then children (`children`), one row gather
-    /// (`gather`) per tensor. `n` is the size of the step's active set.
+    /// (`gather`: rows `idx` of a [N, D] tensor, `Tensor::select` on
+    /// dimension 0 or a faster kernel with the same result) per tensor.
+    /// `n` is the size of the step's active set.
     /// Children take the parent's pre-step position (`old_pos`) and its new
     /// energy and hidden state.
     pub fn compact(
@@ -141,7 +134,7 @@ impl FlowStore {
         old_pos: Tensor<2>,
         stepped: ActiveTensors,
         dev: &Device,
-        gather: Gather,
+        gather: impl Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<2>,
     ) -> ActiveTensors {
         let next = self.keep.len() + self.children.len();
         // Nothing left (the loop stops before reading it), or nobody left

@@ -11,7 +11,7 @@
 //!
 //! [`gru_cell`] is the `Tensor`-level entry; [`gru_cell_composed`] is the
 //! same cell written with ordinary tensor ops (the reference the fused one
-//! is tested against, and what `flow.fused_kernels = false` runs).
+//! is tested against, and what `runtime.kernels = "composed"` runs).
 
 use super::contiguous_f32;
 use super::gru_cpu::{self, GruInputs};

@@ -1,5 +1,7 @@
 //! Fused kernels behind a burn backend extension, with the composed
-//! versions kept as the reference (`flow.fused_kernels = false` runs them).
+//! versions kept as the reference (`runtime.kernels = "composed"` runs them).
+//! The modules of `model/` call them through [`Kernels`], the choice each
+//! module fixes when it is built; nothing here knows the model.
 //!
 //! - `gru`: the GRU cell as one autodiff node (`GruOps`): a Flex
 //!   implementation, a handwritten backward, the composed fallback for other
@@ -36,24 +38,64 @@ pub use rows::{RowOps, gather_rows};
 use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
 use burn::nn::Linear;
-use burn::tensor::Tensor;
 use burn::tensor::activation;
+use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
 
-/// GELU through the fused kernel, or burn's composed one when `fused` is false.
-pub fn gelu(x: Tensor<2>, fused: bool) -> Tensor<2> {
-    if fused { gelu::gelu(x) } else { activation::gelu(x) }
+/// Which implementation of the ops above a module runs: an execution
+/// choice (`[runtime] kernels`), fixed when the module is built. Both give
+/// the same values within float rounding (tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// Our fused kernels (the default).
+    #[default]
+    Fused,
+    /// burn's composed ops, the reference the fused ones are tested against.
+    Composed,
 }
 
-/// `layer` applied to x [N, d_in]: x W + b, the product on our own split
-/// over the cores when `fused`, else burn's `Linear::forward`.
-pub fn linear(layer: &Linear, x: Tensor<2>, fused: bool) -> Tensor<2> {
-    if !fused {
-        return layer.forward(x);
+impl Kernels {
+    /// The name as written in configs and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Fused => "fused",
+            Kernels::Composed => "composed",
+        }
     }
-    let y = matmul(x, layer.weight.val());
-    match &layer.bias {
-        Some(b) => y + b.val().unsqueeze(),
-        None => y,
+
+    /// Whether the fused kernels run.
+    pub fn fused(self) -> bool {
+        self == Kernels::Fused
+    }
+
+    /// GELU through the fused kernel, or burn's composed one.
+    pub fn gelu(self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Kernels::Fused => gelu::gelu(x),
+            Kernels::Composed => activation::gelu(x),
+        }
+    }
+
+    /// `layer` applied to x [N, d_in]: x W + b, the product on our own
+    /// split over the cores when fused, else burn's `Linear::forward`.
+    pub fn linear(self, layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+        if self == Kernels::Composed {
+            return layer.forward(x);
+        }
+        let y = matmul(x, layer.weight.val());
+        match &layer.bias {
+            Some(b) => y + b.val().unsqueeze(),
+            None => y,
+        }
+    }
+
+    /// Rows `idx` of `t` [N, D]: our parallel row gather, or burn's `select`.
+    pub fn gather_rows(self, t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
+        match self {
+            Kernels::Fused => gather_rows(t, idx),
+            Kernels::Composed => t.select(0, idx),
+        }
     }
 }
 

@@ -14,8 +14,8 @@
 //! Xavier-normal weights, zero biases.
 
 use super::layers::{Init, WeightInit};
-use crate::config::ModelConfig;
-use crate::kernels::{gelu, gru_cell, gru_cell_composed, linear, matmul};
+use crate::config::{FlowConfig, ModelConfig};
+use crate::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
@@ -57,10 +57,10 @@ impl GruLayer {
         self.hidden.weight.dims()[0]
     }
 
-    /// h' [N, Hd] from x [N, d_in] and h [N, Hd]; `fused` picks the fused
+    /// h' [N, Hd] from x [N, d_in] and h [N, Hd] on `kernels`: the fused
     /// cell (which adds the biases itself) or its composed reference.
-    pub fn step(&self, x: Tensor<2>, h: Tensor<2>, fused: bool) -> Tensor<2> {
-        if fused {
+    pub fn step(&self, x: Tensor<2>, h: Tensor<2>, kernels: Kernels) -> Tensor<2> {
+        if kernels.fused() {
             let bias = |l: &Linear| l.bias.as_ref().expect("GRU layers have biases").val();
             let gx = matmul(x, self.input.weight.val());
             let gh = matmul(h.clone(), self.hidden.weight.val());
@@ -79,6 +79,9 @@ pub struct EnergyCarrier {
     pub energy_fc2: Linear,
     pub delta_fc1: Linear,
     pub delta_fc2: Linear,
+    /// How a step is computed (fixed at `new`).
+    #[module(skip)]
+    pub settings: StepSettings,
 }
 
 /// One carrier step's results for N flows.
@@ -91,26 +94,35 @@ pub struct CarrierStep {
     pub hidden: Vec<Tensor<2>>,
 }
 
-/// How a carrier step is computed.
-#[derive(Debug, Clone, Copy)]
+/// How a carrier step is computed: fixed when the carrier is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepSettings {
-    /// The displacement head's scale (the training schedule's value).
-    pub displacement_scale: f64,
-    /// The displacement clamp m (a flow rule, `[flow]`).
+    /// The displacement clamp m (a flow rule, `flow.max_displacement`).
     pub max_displacement: f64,
-    /// Fused GRU cell and GELU (`flow.fused_kernels`), else the composed
-    /// reference ops.
-    pub fused: bool,
     /// The energy head's output is added to the flow's energy instead of
     /// replacing it (`flow.energy_residual`).
     pub energy_residual: bool,
+    /// Fused GRU cell, products and GELU, or the composed reference ops
+    /// (`runtime.kernels`).
+    pub kernels: Kernels,
+}
+
+impl StepSettings {
+    /// The settings of `flow`'s rules on `kernels`.
+    pub fn new(flow: &FlowConfig, kernels: Kernels) -> Self {
+        StepSettings {
+            max_displacement: flow.max_displacement,
+            energy_residual: flow.energy_residual,
+            kernels,
+        }
+    }
 }
 
 impl EnergyCarrier {
     /// The carrier of `cfg`: L = `carrier_layers` GRU layers of Hd =
     /// `carrier_hidden_dim`, input F + 1 (`neuron_output_dim` features and
-    /// the energy), and the two heads.
-    pub fn new(cfg: &ModelConfig, init: &mut Init, _device: &Device) -> Self {
+    /// the energy), and the two heads, stepping as `settings` says.
+    pub fn new(cfg: &ModelConfig, settings: StepSettings, init: &mut Init, _device: &Device) -> Self {
         let hd = cfg.carrier_hidden_dim;
         let layers = (0..cfg.carrier_layers)
             .map(|l| GruLayer::new(if l == 0 { cfg.neuron_output_dim + 1 } else { hd }, hd, init))
@@ -121,35 +133,37 @@ impl EnergyCarrier {
             energy_fc2: init.linear(hd / 2, 1, WeightInit::XavierNormal),
             delta_fc1: init.linear(hd, 64, WeightInit::XavierNormal),
             delta_fc2: init.linear(64, 3, WeightInit::XavierNormal),
+            settings,
         }
     }
 
     /// One time step: input [N, F+1] (the neuron's features, then the
     /// flow's energy as the last column), hidden per layer [N, Hd]. The
-    /// displacement is `clamp(scale * head, -m, m)` with both from `s`: the
-    /// scale follows the training schedule and the clamp is a flow rule, so
-    /// neither is a weight. The new energy is the energy head's output, or
-    /// with `s.energy_residual` the old energy plus it.
-    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, s: &StepSettings) -> CarrierStep {
+    /// displacement is `clamp(scale * head, -m, m)`: the scale follows the
+    /// training schedule (so it is an argument) and the clamp m is a flow
+    /// rule; neither is a weight. The new energy is the energy head's
+    /// output, or with `energy_residual` the old energy plus it.
+    pub fn step(&self, input: Tensor<2>, hidden: Vec<Tensor<2>>, displacement_scale: f64) -> CarrierStep {
+        let s = &self.settings;
+        let k = s.kernels;
         let [n, width] = input.dims();
         let old_energy = s.energy_residual.then(|| input.clone().slice([0..n, width - 1..width]));
         let mut x = input;
         let mut new_hidden = Vec::with_capacity(self.layers.len());
         for (layer, h) in self.layers.iter().zip(hidden) {
-            let h_new = layer.step(x, h, s.fused);
+            let h_new = layer.step(x, h, k);
             x = h_new.clone();
             new_hidden.push(h_new);
         }
-        let f = s.fused;
-        let e = gelu(linear(&self.energy_fc1, x.clone(), f), f);
-        let energy = linear(&self.energy_fc2, e, f).tanh();
+        let e = k.gelu(k.linear(&self.energy_fc1, x.clone()));
+        let energy = k.linear(&self.energy_fc2, e).tanh();
         let energy = match old_energy {
             Some(old) => old + energy,
             None => energy,
         };
-        let d = gelu(linear(&self.delta_fc1, x, f), f);
+        let d = k.gelu(k.linear(&self.delta_fc1, x));
         let m = s.max_displacement;
-        let delta = (linear(&self.delta_fc2, d, f) * s.displacement_scale).clamp(-m, m);
+        let delta = (k.linear(&self.delta_fc2, d) * displacement_scale).clamp(-m, m);
         CarrierStep {
             energy,
             delta,
@@ -181,7 +195,7 @@ mod tests {
     #[test]
     fn shapes_of_the_stack_and_the_heads() {
         let dev = Device::flex();
-        let c = EnergyCarrier::new(&small(), &mut Init::new(4, &dev), &dev);
+        let c = carrier(4, settings(0.5, Kernels::Fused));
         assert_eq!(c.layers.len(), 3);
         assert_eq!(c.hidden_dim(), 8);
         assert_eq!(c.layers[0].input.weight.dims(), [6, 24]);
@@ -192,7 +206,7 @@ mod tests {
         assert_eq!(c.delta_fc2.weight.dims(), [64, 3]);
         let x = device::matrix((0..12).map(|i| (i as f32).cos()).collect(), 2, 6, &dev);
         let h = vec![Tensor::zeros([2, 8], &dev); 3];
-        let out = c.step(x, h, &settings(1.0, 0.5, true));
+        let out = c.step(x, h, 1.0);
         assert_eq!(out.energy.dims(), [2, 1]);
         assert_eq!(out.delta.dims(), [2, 3]);
         assert_eq!(out.hidden.len(), 3);
@@ -200,19 +214,23 @@ mod tests {
         assert!(device::to_vec(out.energy).unwrap().iter().all(|e| e.abs() < 1.0));
     }
 
-    fn settings(displacement_scale: f64, max_displacement: f64, fused: bool) -> StepSettings {
+    fn settings(max_displacement: f64, kernels: Kernels) -> StepSettings {
         StepSettings {
-            displacement_scale,
             max_displacement,
-            fused,
             energy_residual: false,
+            kernels,
         }
+    }
+
+    fn carrier(seed: u64, s: StepSettings) -> EnergyCarrier {
+        let dev = Device::flex();
+        EnergyCarrier::new(&small(), s, &mut Init::new(seed, &dev), &dev)
     }
 
     #[test]
     fn a_residual_step_adds_the_head_to_the_old_energy() {
         let dev = Device::flex();
-        let c = EnergyCarrier::new(&small(), &mut Init::new(7, &dev), &dev);
+        let c = carrier(7, settings(0.5, Kernels::Fused));
         // Input [features (5), energy]: energies 0.3 and -2.
         let x = device::matrix(
             vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.3, -0.5, 0.0, 0.5, 1.0, -1.0, -2.0],
@@ -221,12 +239,15 @@ mod tests {
             &dev,
         );
         let h = vec![Tensor::zeros([2, 8], &dev); 3];
-        let replaced = device::to_vec(c.step(x.clone(), h.clone(), &settings(1.0, 0.5, true)).energy).unwrap();
-        let residual = StepSettings {
-            energy_residual: true,
-            ..settings(1.0, 0.5, true)
-        };
-        let added = device::to_vec(c.step(x, h, &residual).energy).unwrap();
+        let replaced = device::to_vec(c.step(x.clone(), h.clone(), 1.0).energy).unwrap();
+        let residual = carrier(
+            7,
+            StepSettings {
+                energy_residual: true,
+                ..settings(0.5, Kernels::Fused)
+            },
+        );
+        let added = device::to_vec(residual.step(x, h, 1.0).energy).unwrap();
         for ((a, r), old) in added.iter().zip(&replaced).zip([0.3f32, -2.0]) {
             assert!((a - (old + r)).abs() < 1e-6, "{added:?} vs {replaced:?}");
         }
@@ -236,8 +257,7 @@ mod tests {
 
     #[test]
     fn each_recurrent_gate_block_is_orthogonal() {
-        let dev = Device::flex();
-        let c = EnergyCarrier::new(&small(), &mut Init::new(5, &dev), &dev);
+        let c = carrier(5, settings(0.5, Kernels::Fused));
         // [8, 24]: three 8 x 8 blocks side by side.
         let w = device::to_vec(c.layers[0].hidden.weight.val()).unwrap();
         for gate in 0..3 {
@@ -256,7 +276,8 @@ mod tests {
     #[test]
     fn fused_and_composed_steps_agree() {
         let dev = Device::flex();
-        let c = EnergyCarrier::new(&small(), &mut Init::new(6, &dev), &dev);
+        let c = carrier(6, settings(0.5, Kernels::Fused));
+        let composed = carrier(6, settings(0.5, Kernels::Composed));
         let x = device::matrix((0..30).map(|i| (i as f32 * 0.7).sin()).collect(), 5, 6, &dev);
         let h: Vec<Tensor<2>> = (0..3)
             .map(|l| {
@@ -268,8 +289,8 @@ mod tests {
                 )
             })
             .collect();
-        let a = c.step(x.clone(), h.clone(), &settings(1.0, 0.5, true));
-        let b = c.step(x, h, &settings(1.0, 0.5, false));
+        let a = c.step(x.clone(), h.clone(), 1.0);
+        let b = composed.step(x, h, 1.0);
         for (ha, hb) in a.hidden.into_iter().zip(b.hidden) {
             let (va, vb) = (device::to_vec(ha).unwrap(), device::to_vec(hb).unwrap());
             assert!(
@@ -282,10 +303,10 @@ mod tests {
     #[test]
     fn the_delta_is_clamped() {
         let dev = Device::flex();
-        let c = EnergyCarrier::new(&small(), &mut Init::new(5, &dev), &dev);
+        let c = carrier(5, settings(0.25, Kernels::Fused));
         // A huge scale saturates the clamp at exactly +-m.
         let x = device::matrix((0..6).map(|i| i as f32).collect(), 1, 6, &dev);
-        let out = c.step(x, vec![Tensor::zeros([1, 8], &dev); 3], &settings(1e6, 0.25, true));
+        let out = c.step(x, vec![Tensor::zeros([1, 8], &dev); 3], 1e6);
         let d = device::to_vec(out.delta).unwrap();
         assert!(d.iter().all(|v| v.abs() <= 0.25), "{d:?}");
         assert!(d.iter().any(|v| v.abs() == 0.25), "{d:?}");

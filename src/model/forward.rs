@@ -15,17 +15,14 @@
 //! in `flow/`; this file is the only place where the network meets them.
 
 use super::EnergyFlowModel;
-use super::carrier::StepSettings;
 use super::layers::DropoutMasks;
 use super::lesion::{self, Lesion};
-use crate::config::EnergyConfig;
+use crate::config::{EnergyConfig, FlowConfig};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::rules::wall_device;
-use crate::flow::store::{Gather, select_rows};
 use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
-use crate::geometry::nearer_plane;
-use crate::kernels;
+use crate::geometry::{Lattice, nearer_plane};
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -41,6 +38,49 @@ pub struct Workspace {
     /// A recorder of every step's flows (`energyflow inspect`); None in
     /// training and inference, where nothing extra is read back.
     pub trace: Option<FlowTrace>,
+}
+
+/// What a forward needs besides the weights, the batch and its options:
+/// the flow rules, the lattice, the input width it checks and the dropout
+/// scale, taken from a run's config, and whether the CPU pool's idle
+/// workers spin through it (`runtime.spin_wait`). Prepared once, where a
+/// run or a command starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardSettings {
+    pub lattice: Lattice,
+    pub flow: FlowConfig,
+    /// E_in: the width a batch must have.
+    pub input_dim: usize,
+    /// `train.dropout_scale` (dropout runs in training only).
+    pub dropout_scale: f64,
+    /// Keep the pool's other workers awake through the forward (`pool::awake`).
+    pub spin: bool,
+}
+
+impl ForwardSettings {
+    /// The settings of `cfg`, spinning or not.
+    pub fn new(cfg: &EnergyConfig, spin: bool) -> Self {
+        ForwardSettings {
+            lattice: cfg.lattice(),
+            flow: cfg.flow.clone(),
+            input_dim: cfg.model.input_embedding_dim,
+            dropout_scale: cfg.train.dropout_scale,
+            spin,
+        }
+    }
+
+    /// The settings of one pass of `samples` samples out of a batch of
+    /// `batch` (`train.samples_per_pass`): a pass smaller than the batch
+    /// gets its share of `flow.max_active_flows`, so each sample has the
+    /// same room for children as in a whole-batch pass.
+    pub fn for_pass(&self, samples: usize, batch: usize) -> Self {
+        let mut s = self.clone();
+        if samples < batch {
+            let share = s.flow.max_active_flows * samples / batch;
+            s.flow.max_active_flows = share.max(samples * s.lattice.cells());
+        }
+        s
+    }
 }
 
 /// Options of one forward.
@@ -60,10 +100,10 @@ pub struct ForwardOptions {
 
 impl ForwardOptions {
     /// Deterministic inference with the trained model's displacement scale.
-    pub fn inference(cfg: &EnergyConfig) -> Self {
+    pub fn inference(settings: &ForwardSettings) -> Self {
         ForwardOptions {
             training: false,
-            displacement_scale: cfg.flow.inference_displacement_scale(),
+            displacement_scale: settings.flow.inference_displacement_scale(),
             noise_seed: 0,
             lesion: None,
         }
@@ -97,42 +137,41 @@ pub struct ForwardOutput {
 }
 
 impl EnergyFlowModel {
-    /// MODEL.md s.4 for a batch `input` [B, E_in].
+    /// MODEL.md s.4 for a batch `input` [B, E_in] under `settings`.
     pub fn forward(
         &self,
-        cfg: &EnergyConfig,
         input: Tensor<2>,
+        settings: &ForwardSettings,
         ws: &mut Workspace,
         opts: &ForwardOptions,
     ) -> Result<ForwardOutput> {
-        let spin = crate::pool::wanted(&cfg.flow, &input.device());
-        crate::pool::awake(spin, || self.forward_awake(cfg, input, ws, opts))
+        crate::pool::awake(settings.spin, || self.forward_awake(input, settings, ws, opts))
     }
 
     /// [`Self::forward`], with the pool's workers kept awake or not.
     fn forward_awake(
         &self,
-        cfg: &EnergyConfig,
         input: Tensor<2>,
+        cfg: &ForwardSettings,
         ws: &mut Workspace,
         opts: &ForwardOptions,
     ) -> Result<ForwardOutput> {
         let [b, e_in] = input.dims();
-        if e_in != cfg.model.input_embedding_dim {
+        if e_in != cfg.input_dim {
             return Err(Error::input(format!(
                 "input width {e_in} does not match model.input_embedding_dim {}",
-                cfg.model.input_embedding_dim
+                cfg.input_dim
             )));
         }
-        let s = cfg.model.surface_cells();
+        let s = cfg.lattice.cells();
         let t0 = Instant::now();
         // Dropout masks come from a host RNG derived from the step's seed.
         let mut masks = opts
             .training
-            .then(|| DropoutMasks::new(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15, cfg.train.dropout_scale));
+            .then(|| DropoutMasks::new(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15, cfg.dropout_scale));
 
         // 1. Map, and start B*S flows.
-        let energies = self.input_mapper.forward(input, masks.as_mut(), cfg.flow.fused_kernels);
+        let energies = self.input_mapper.forward(input, masks.as_mut());
         let energies = lesion::on_energies(energies, opts.lesion, opts.noise_seed);
         let (act, mut stats) = start_flows(
             cfg,
@@ -171,9 +210,7 @@ impl EnergyFlowModel {
         let t3 = Instant::now();
 
         // 5. Read out.
-        let output = self
-            .collector
-            .forward(surface.clone(), masks.as_mut(), cfg.flow.fused_kernels);
+        let output = self.collector.forward(surface.clone(), masks.as_mut());
         let t4 = Instant::now();
         Ok(ForwardOutput {
             output,
@@ -194,7 +231,7 @@ impl EnergyFlowModel {
     /// flows still active at the end.
     fn propagate(
         &self,
-        cfg: &EnergyConfig,
+        cfg: &ForwardSettings,
         samples: usize,
         mut act: ActiveTensors,
         ws: &mut Workspace,
@@ -203,23 +240,14 @@ impl EnergyFlowModel {
     ) -> Result<ActiveTensors> {
         let (store, mut trace) = (&mut ws.store, ws.trace.as_mut());
         let flow = &cfg.flow;
-        let rules = StepRules::new(cfg.lattice(), flow, samples);
+        let rules = StepRules::new(cfg.lattice, flow, samples);
         let dev = act.pos.device();
         let mut rng = StdRng::seed_from_u64(opts.noise_seed);
         let sigma = flow.exploration_noise as f32;
         let noise = (opts.training && sigma > 0.0).then(|| Normal::new(0.0f32, sigma).expect("sigma validated"));
         let (mut best, mut stale) = (0usize, 0usize);
-        let gather: Gather = if flow.fused_kernels {
-            kernels::gather_rows
-        } else {
-            select_rows
-        };
-        let settings = StepSettings {
-            displacement_scale: opts.displacement_scale,
-            max_displacement: flow.max_displacement,
-            fused: flow.fused_kernels,
-            energy_residual: flow.energy_residual,
-        };
+        let kernels = self.kernels;
+        let gather = |t: Tensor<2>, idx| kernels.gather_rows(t, idx);
         for _ in 0..flow.propagation_steps() {
             let n = store.active();
             if n == 0 {
@@ -229,9 +257,9 @@ impl EnergyFlowModel {
             stats.active_per_step.push(n);
             stats.propagation_steps += 1;
             // a. The shared network over all active flows.
-            let features = self.neuron.forward(act.pos.clone(), act.energy.clone(), settings.fused);
+            let features = self.neuron.forward(act.pos.clone(), act.energy.clone());
             let input = Tensor::cat(vec![features, act.energy], 1);
-            let out = self.carrier.step(input, act.hidden, &settings);
+            let out = self.carrier.step(input, act.hidden, opts.displacement_scale);
             // b. Move, with exploration noise in training.
             let mut raw = act.pos.clone() + out.delta;
             if let Some(normal) = &noise {
@@ -295,14 +323,14 @@ impl EnergyFlowModel {
 /// Refuses a batch whose starting flows exceed the capacity (MODEL.md
 /// s.4.1: never drop whole samples).
 fn start_flows(
-    cfg: &EnergyConfig,
+    cfg: &ForwardSettings,
     energies: Tensor<2>,
     layers: usize,
     hidden: usize,
     store: &mut FlowStore,
 ) -> Result<(ActiveTensors, FlowStats)> {
     let [b, s] = energies.dims();
-    let lattice = cfg.lattice();
+    let lattice = cfg.lattice;
     let n0 = b * s;
     if n0 > cfg.flow.max_active_flows {
         return Err(Error::input(format!(
@@ -337,8 +365,8 @@ fn start_flows(
 
 /// Step 3: every flow still active is projected onto its nearer plane and
 /// completes, so every created flow contributes to the output.
-fn project_the_rest(cfg: &EnergyConfig, act: ActiveTensors, store: &mut FlowStore, stats: &mut FlowStats) {
-    let lattice = cfg.lattice();
+fn project_the_rest(cfg: &ForwardSettings, act: ActiveTensors, store: &mut FlowStore, stats: &mut FlowStats) {
+    let lattice = cfg.lattice;
     let s = lattice.cells() as u32;
     let left = store.active();
     if left > 0 {

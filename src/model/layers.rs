@@ -191,7 +191,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, masks: Option<&mut DropoutM
     x * m
 }
 
-/// A LayerNorm of width `d` when `on` (`model.mapper_layer_norm`).
+/// A LayerNorm of width `d` when `on` (`model.mapper_collector_layer_norm`).
 pub fn optional_norm(on: bool, d: usize, device: &Device) -> Option<LayerNorm> {
     on.then(|| LayerNormConfig::new(d).init(device))
 }

@@ -23,14 +23,15 @@ pub mod lesion;
 pub mod mapper;
 pub mod neuron;
 
-pub use forward::{ForwardOptions, ForwardOutput, ForwardTimings, Workspace};
+pub use forward::{ForwardOptions, ForwardOutput, ForwardSettings, ForwardTimings, Workspace};
 pub use infer::infer_batches;
 pub use lesion::Lesion;
 
-use crate::config::ModelConfig;
+use crate::config::EnergyConfig;
+use crate::kernels::Kernels;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor};
-use carrier::EnergyCarrier;
+use carrier::{EnergyCarrier, StepSettings};
 use collector::OutputCollector;
 use layers::Init;
 use mapper::InputMapper;
@@ -43,6 +44,10 @@ pub struct EnergyFlowModel {
     pub neuron: SimpleNeuron,
     pub carrier: EnergyCarrier,
     pub collector: OutputCollector,
+    /// The kernels every module runs on, and the compaction's row gather
+    /// (an execution choice, fixed at `new`).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 /// Renumbers every parameter 0, 1, 2, ... in module order. burn draws
@@ -59,16 +64,20 @@ impl ModuleMapper for StableIds {
 }
 
 impl EnergyFlowModel {
-    /// Builds the model of `cfg` with its specified initialisation on
-    /// `device`; the weights are a pure function of `seed`, and so are the
+    /// Builds the model of `cfg` (its `[model]` shapes, and the two flow
+    /// rules the carrier applies: the displacement clamp and the energy
+    /// residual) with its specified initialisation on `device`, running on
+    /// `kernels`; the weights are a pure function of `seed`, and so are the
     /// parameter ids (see [`StableIds`]).
-    pub fn new(cfg: &ModelConfig, device: &Device, seed: u64) -> Self {
+    pub fn new(cfg: &EnergyConfig, kernels: Kernels, device: &Device, seed: u64) -> Self {
+        let m = &cfg.model;
         let mut init = Init::new(seed, device);
         let model = EnergyFlowModel {
-            input_mapper: InputMapper::new(cfg, &mut init, device),
-            neuron: SimpleNeuron::new(cfg, &mut init, device),
-            carrier: EnergyCarrier::new(cfg, &mut init, device),
-            collector: OutputCollector::new(cfg, &mut init, device),
+            input_mapper: InputMapper::new(m, kernels, &mut init, device),
+            neuron: SimpleNeuron::new(m, kernels, &mut init, device),
+            carrier: EnergyCarrier::new(m, StepSettings::new(&cfg.flow, kernels), &mut init, device),
+            collector: OutputCollector::new(m, kernels, &mut init, device),
+            kernels,
         };
         model.map(&mut StableIds(0))
     }

@@ -7,7 +7,7 @@
 
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
-use crate::kernels::{gelu, linear};
+use crate::kernels::Kernels;
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
@@ -21,12 +21,16 @@ pub struct SimpleNeuron {
     pub fc2: Linear,
     pub ln2: LayerNorm,
     pub fc3: Linear,
+    /// Which kernels the products and GELUs run on (fixed at `new`).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl SimpleNeuron {
     /// The neuron of `cfg`: hidden `neuron_hidden_dim`, output F =
-    /// `neuron_output_dim`; He weights, zero biases.
-    pub fn new(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+    /// `neuron_output_dim`; He weights, zero biases; its products and
+    /// GELUs on `kernels`.
+    pub fn new(cfg: &ModelConfig, kernels: Kernels, init: &mut Init, device: &Device) -> Self {
         let h = cfg.neuron_hidden_dim;
         SimpleNeuron {
             pos: init.linear(3, 3, WeightInit::He),
@@ -35,17 +39,18 @@ impl SimpleNeuron {
             fc2: init.linear(h, h, WeightInit::He),
             ln2: LayerNormConfig::new(h).init(device),
             fc3: init.linear(h, cfg.neuron_output_dim, WeightInit::He),
+            kernels,
         }
     }
 
-    /// pos [N, 3], energy [N, 1] -> features [N, F]; `fused` runs the
-    /// products and GELU as our kernels.
-    pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>, fused: bool) -> Tensor<2> {
-        let p = linear(&self.pos, pos, fused);
+    /// pos [N, 3], energy [N, 1] -> features [N, F].
+    pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
+        let k = self.kernels;
+        let p = k.linear(&self.pos, pos);
         let x = Tensor::cat(vec![p, energy], 1);
-        let x = gelu(self.ln1.forward(linear(&self.fc1, x, fused)), fused);
-        let x = gelu(self.ln2.forward(linear(&self.fc2, x, fused)), fused);
-        linear(&self.fc3, x, fused)
+        let x = k.gelu(self.ln1.forward(k.linear(&self.fc1, x)));
+        let x = k.gelu(self.ln2.forward(k.linear(&self.fc2, x)));
+        k.linear(&self.fc3, x)
     }
 }
 
@@ -63,7 +68,8 @@ mod tests {
             neuron_output_dim: 9,
             ..EnergyConfig::preset(Preset::Debug).model
         };
-        let n = SimpleNeuron::new(&cfg, &mut Init::new(2, &dev), &dev);
+        let n = SimpleNeuron::new(&cfg, Kernels::Fused, &mut Init::new(2, &dev), &dev);
+        let composed = SimpleNeuron::new(&cfg, Kernels::Composed, &mut Init::new(2, &dev), &dev);
         assert_eq!(n.pos.weight.dims(), [3, 3]);
         assert_eq!(n.fc1.weight.dims(), [4, 5]);
         assert_eq!(n.fc2.weight.dims(), [5, 5]);
@@ -74,8 +80,8 @@ mod tests {
         }
         let pos = device::matrix(vec![0.0, 0.5, -1.0, 1.0, -0.5, 0.0], 2, 3, &dev);
         let e = device::matrix(vec![0.3, -0.2], 2, 1, &dev);
-        let f = n.forward(pos.clone(), e.clone(), true);
-        let reference = n.forward(pos, e, false);
+        let f = n.forward(pos.clone(), e.clone());
+        let reference = composed.forward(pos, e);
         let (a, b) = (device::to_vec(f.clone()).unwrap(), device::to_vec(reference).unwrap());
         assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5), "{a:?} vs {b:?}");
         assert_eq!(f.dims(), [2, 9]);

@@ -1,5 +1,5 @@
 //! AdamW with each parameter's update as one parallel pass
-//! (`kernels::AdamOps`), the optimizer of a run with `flow.fused_kernels`.
+//! (`kernels::AdamOps`), the optimizer of a run on `runtime.kernels = "fused"`.
 //!
 //! It keeps burn's `AdamWState` (step count and both moments), so its
 //! state saves and loads in the same format as burn's `AdamW`, and a run

@@ -19,11 +19,11 @@ use super::data::Split;
 use super::loss;
 use super::spread::{Spread, SpreadProbe};
 use crate::checkpoint;
-use crate::config::EnergyConfig;
+use crate::config::{EnergyConfig, RuntimeConfig};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::io::cosine;
-use crate::model::{EnergyFlowModel, ForwardOptions, Lesion, Workspace};
+use crate::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Lesion, Workspace};
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::Serialize;
@@ -41,10 +41,16 @@ pub struct ModelMetrics {
     pub spread: Spread,
 }
 
-/// Runs `model` (a non-autodiff copy) over rows `idx` in batches of the
-/// config's batch size and averages the metrics over the rows.
-pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, idx: &[usize]) -> Result<ModelMetrics> {
-    evaluate_lesioned(model, cfg, data, idx, None)
+/// Runs `model` (a non-autodiff copy) under `settings` over rows `idx` in
+/// batches of the config's batch size and averages the metrics over the rows.
+pub fn evaluate(
+    model: &EnergyFlowModel,
+    cfg: &EnergyConfig,
+    settings: &ForwardSettings,
+    data: &PairData,
+    idx: &[usize],
+) -> Result<ModelMetrics> {
+    evaluate_lesioned(model, cfg, settings, data, idx, None)
 }
 
 /// [`evaluate`] with a `lesion` in every forward (`model::lesion`); each
@@ -52,6 +58,7 @@ pub fn evaluate(model: &EnergyFlowModel, cfg: &EnergyConfig, data: &PairData, id
 pub fn evaluate_lesioned(
     model: &EnergyFlowModel,
     cfg: &EnergyConfig,
+    settings: &ForwardSettings,
     data: &PairData,
     idx: &[usize],
     lesion: Option<Lesion>,
@@ -73,10 +80,10 @@ pub fn evaluate_lesioned(
         let opts = ForwardOptions {
             noise_seed: j as u64,
             lesion,
-            ..ForwardOptions::inference(cfg)
+            ..ForwardOptions::inference(settings)
         };
-        let mapped = model.input_mapper.forward(x.clone(), None, cfg.flow.fused_kernels);
-        let out = model.forward(cfg, x, &mut ws, &opts)?;
+        let mapped = model.input_mapper.forward(x.clone(), None);
+        let out = model.forward(x, settings, &mut ws, &opts)?;
         probe.add(mapped, out.surface.clone(), out.output.clone())?;
         let parts = loss::objective(cfg, &model.input_mapper, out.output, out.surface, y);
         let [l, m, c] = parts.to_host()?;
@@ -268,11 +275,17 @@ pub struct EvalReport {
 pub fn report(
     model: &EnergyFlowModel,
     cfg: &EnergyConfig,
+    settings: &ForwardSettings,
     data: &PairData,
     (train, val): (&[usize], &[usize]),
     lesion: Option<Lesion>,
 ) -> Result<EvalReport> {
-    with_baselines(evaluate_lesioned(model, cfg, data, val, lesion)?, data, train, val)
+    with_baselines(
+        evaluate_lesioned(model, cfg, settings, data, val, lesion)?,
+        data,
+        train,
+        val,
+    )
 }
 
 /// The baselines' cosines on the held-out rows `val`.
@@ -358,10 +371,16 @@ pub fn run_split(meta: &checkpoint::Meta, data: &PairData) -> Result<(Split, Opt
 }
 
 /// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
-/// of `data`, or of the data it records. Returns the report and a note
-/// when the split is not the one the run held out.
-pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) -> Result<(EvalReport, Option<String>)> {
-    evaluate_checkpoint_lesioned(dir, data, dev, None)
+/// of `data`, or of the data it records, executing as `runtime` says on
+/// `dev`. Returns the report and a note when the split is not the one the
+/// run held out.
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    data: Option<&PairData>,
+    runtime: &RuntimeConfig,
+    dev: &Device,
+) -> Result<(EvalReport, Option<String>)> {
+    evaluate_checkpoint_lesioned(dir, data, runtime, dev, None)
 }
 
 /// [`evaluate_checkpoint`] with a `lesion` in the model's forwards (the
@@ -369,10 +388,11 @@ pub fn evaluate_checkpoint(dir: &Path, data: Option<&PairData>, dev: &Device) ->
 pub fn evaluate_checkpoint_lesioned(
     dir: &Path,
     data: Option<&PairData>,
+    runtime: &RuntimeConfig,
     dev: &Device,
     lesion: Option<Lesion>,
 ) -> Result<(EvalReport, Option<String>)> {
-    let (model, meta) = checkpoint::load_model(dir, dev)?;
+    let (model, meta) = checkpoint::load_model(dir, runtime.kernels, dev)?;
     let loaded;
     let data = match data {
         Some(d) => d,
@@ -384,7 +404,8 @@ pub fn evaluate_checkpoint_lesioned(
     data.check_fits(&meta.config)?;
     let (split, note) = run_split(&meta, data)?;
     let rows = (&split.train[..], &split.val[..]);
-    Ok((report(&model, &meta.config, data, rows, lesion)?, note))
+    let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
+    Ok((report(&model, &meta.config, &settings, data, rows, lesion)?, note))
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub fn objective(
         LossKind::Embedding => embedding_loss(output, target, train.mse_weight, train.lambda_cos),
         LossKind::Surface => {
             let cosine = row_cosine(output, target.clone()).mean();
-            surface_loss(surface, mapper.forward(target, None, cfg.flow.fused_kernels), cosine)
+            surface_loss(surface, mapper.forward(target, None), cosine)
         }
     }
 }

@@ -16,7 +16,7 @@ use super::lock::{LOCK_FILE, RunLock};
 use super::run::Run;
 use super::trainer::Trainer;
 use crate::checkpoint::{self, Meta};
-use crate::config::{ConfigSource, EnergyConfig, LossKind};
+use crate::config::{ConfigSource, EnergyConfig, LossKind, RuntimeConfig};
 use crate::error::{Error, Result};
 use crate::io::remove_stale_temp_files;
 use burn::tensor::Device;
@@ -58,6 +58,9 @@ pub enum Start {
 #[derive(Debug, Clone)]
 pub struct RunRequest {
     pub config: ConfigSource,
+    /// How this session executes (the config file's `[runtime]` under the
+    /// flags): free to differ from the session that wrote a resumed run.
+    pub runtime: RuntimeConfig,
     /// None: the bundled data for a new run, the run's own for a resumed one.
     pub data: Option<DataChoice>,
     /// Plan by epochs (clears `train.planned_steps`).
@@ -146,7 +149,13 @@ impl Run {
             remove_stale_temp_files(&req.out, None, true);
         }
         let data = load_data(req, req.data.as_ref().unwrap_or(&DataChoice::Bundled))?;
-        let trainer = Trainer::new(requested_config(req, &data)?, &data, req.seed.unwrap_or(0), dev)?;
+        let trainer = Trainer::new(
+            requested_config(req, &data)?,
+            &req.runtime,
+            &data,
+            req.seed.unwrap_or(0),
+            dev,
+        )?;
         if overwrite {
             // The old run's files must not pass for the new run's.
             for sub in ["latest", "best"] {
@@ -183,7 +192,17 @@ impl Run {
                 data.origin, info.origin
             ));
         }
-        let mut trainer = Trainer::resume(&ckpt, &data, dev)?;
+        let mut trainer = Trainer::resume(&ckpt, &data, &req.runtime, dev)?;
+        if let Some(before) = &meta.runtime {
+            let changed = before.differences(&trainer.runtime);
+            if !changed.is_empty() {
+                notes.push(format!(
+                    "executing differently from the session that wrote {}: {} (was vs now); execution settings do not change the run, so it goes on",
+                    ckpt.display(),
+                    changed.join(", ")
+                ));
+            }
+        }
         if ckpt.ends_with("best") {
             notes.push(format!(
                 "{} is newer than latest/ (the last run stopped between writing the two): resuming from it",

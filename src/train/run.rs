@@ -260,7 +260,7 @@ impl Run {
             Some(m) if t.state.best_step == Some(t.state.step) => {
                 eval::with_baselines(m, &self.data, &t.split.train, &t.split.val)
             }
-            _ => Ok(eval::evaluate_checkpoint(&self.out, Some(&self.data), dev)?.0),
+            _ => Ok(eval::evaluate_checkpoint(&self.out, Some(&self.data), &t.runtime, dev)?.0),
         }
     }
 }

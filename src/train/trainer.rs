@@ -26,10 +26,11 @@ use super::metrics::{StepRecord, peak_rss_mb};
 use super::schedule::Schedule;
 use crate::checkpoint::{self, DataInfo, Meta, TrainState};
 use crate::config::resources::{self, Purpose};
-use crate::config::{EnergyConfig, LossKind, Part};
+use crate::config::{EnergyConfig, LossKind, Part, RuntimeConfig};
 use crate::device;
 use crate::error::{Error, Result};
-use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use crate::kernels::Kernels;
+use crate::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
@@ -38,9 +39,9 @@ use std::time::Instant;
 
 /// The optimizer the config asks for (every hyper-parameter explicit: burn's
 /// defaults differ from PyTorch's): our fused AdamW, or burn's with
-/// `flow.fused_kernels = false` (same values, same state format).
+/// `runtime.kernels = "composed"` (same values, same state format).
 /// Clipping is done globally by us.
-fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
+fn optimizer(cfg: &EnergyConfig, kernels: Kernels) -> ModuleOptimizer {
     let t = &cfg.train;
     let ours = FusedAdamW {
         beta_1: t.beta1 as f32,
@@ -48,7 +49,7 @@ fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
         epsilon: t.epsilon as f32,
         weight_decay: t.weight_decay as f32,
     };
-    if cfg.flow.fused_kernels {
+    if kernels.fused() {
         return ours.init();
     }
     AdamWConfig::new()
@@ -57,6 +58,14 @@ fn optimizer(cfg: &EnergyConfig) -> ModuleOptimizer {
         .with_epsilon(ours.epsilon)
         .with_weight_decay(ours.weight_decay)
         .init()
+}
+
+/// A session's execution settings with the thread count written out, and
+/// the forward's settings they and `cfg` give on `device`.
+fn execution(cfg: &EnergyConfig, runtime: &RuntimeConfig, device: &Device) -> (RuntimeConfig, ForwardSettings) {
+    let runtime = runtime.resolved(rayon::current_num_threads());
+    let settings = ForwardSettings::new(cfg, crate::pool::wanted(&runtime, device));
+    (runtime, settings)
 }
 
 /// The autodiff device of a run.
@@ -106,6 +115,11 @@ fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
 /// A model in training with everything needed to continue it.
 pub struct Trainer {
     pub cfg: EnergyConfig,
+    /// How this session executes (threads written out): recorded in each
+    /// checkpoint, not part of the run.
+    pub runtime: RuntimeConfig,
+    /// The forward's settings, prepared once from `cfg` and `runtime`.
+    settings: ForwardSettings,
     model: EnergyFlowModel,
     optim: ModuleOptimizer,
     pub schedule: Schedule,
@@ -117,17 +131,27 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh run on `data` (`device` is a plain device; autodiff is added).
-    pub fn new(cfg: EnergyConfig, data: &PairData, seed: u64, device: &Device) -> Result<Self> {
+    /// A fresh run on `data` (`device` is a plain device; autodiff is
+    /// added), executing as `runtime` says.
+    pub fn new(
+        cfg: EnergyConfig,
+        runtime: &RuntimeConfig,
+        data: &PairData,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         cfg.validate()?;
         data.check_fits(&cfg)?;
         resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
         let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
         let schedule = schedule_for(&cfg, split.train.len());
+        let (runtime, settings) = execution(&cfg, runtime, device);
         let device = autodiff(device, &cfg);
-        let model = prepare(EnergyFlowModel::new(&cfg.model, &device, seed), &cfg);
+        let model = prepare(EnergyFlowModel::new(&cfg, runtime.kernels, &device, seed), &cfg);
         Ok(Trainer {
-            optim: optimizer(&cfg),
+            optim: optimizer(&cfg, runtime.kernels),
+            runtime,
+            settings,
             model,
             schedule,
             state: TrainState {
@@ -156,8 +180,10 @@ impl Trainer {
     }
 
     /// Continues the run saved in checkpoint folder `ckpt` on `data`, which
-    /// must be the data it was trained on (same number of pairs and widths).
-    pub fn resume(ckpt: &Path, data: &PairData, device: &Device) -> Result<Self> {
+    /// must be the data it was trained on (same number of pairs and
+    /// widths), executing as `runtime` says (which may differ from the
+    /// session that wrote the checkpoint).
+    pub fn resume(ckpt: &Path, data: &PairData, runtime: &RuntimeConfig, device: &Device) -> Result<Self> {
         let meta = checkpoint::read_meta(ckpt)?;
         let (Some(state), Some(info), Some(opt_name)) = (meta.train.clone(), meta.data.clone(), meta.optimizer.clone())
         else {
@@ -187,11 +213,12 @@ impl Trainer {
                 state.batch_in_epoch
             )));
         }
+        let (runtime, settings) = execution(&cfg, runtime, device);
         let device = autodiff(device, &cfg);
-        let model = prepare(checkpoint::model_from(ckpt, &meta, &device)?, &cfg);
+        let model = prepare(checkpoint::model_from(ckpt, &meta, runtime.kernels, &device)?, &cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
         checkpoint::check_optimizer(&model, &bytes, &ckpt.join(&opt_name), state.step - state.skipped)?;
-        let optim = optimizer(&cfg)
+        let optim = optimizer(&cfg, runtime.kernels)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| {
                 Error::input(format!(
@@ -203,6 +230,8 @@ impl Trainer {
         schedule.total = state.total_steps;
         Ok(Trainer {
             cfg,
+            runtime,
+            settings,
             model,
             optim,
             schedule,
@@ -239,6 +268,11 @@ impl Trainer {
         }))
     }
 
+    /// The forward's settings of this run (prepared once at its start).
+    pub fn settings(&self) -> &ForwardSettings {
+        &self.settings
+    }
+
     /// The model being trained (on the autodiff device).
     pub fn model(&self) -> &EnergyFlowModel {
         &self.model
@@ -266,26 +300,12 @@ impl Trainer {
             .collect()
     }
 
-    /// The config of one pass of `samples` samples. A pass smaller than the
-    /// batch (`samples_per_pass`) gets its share of `max_active_flows`, so
-    /// each sample has the same room for children as in a whole-batch pass.
-    fn pass_config(&self, samples: usize) -> EnergyConfig {
-        let mut c = self.cfg.clone();
-        let b = c.train.batch_size;
-        if samples < b {
-            let share = c.flow.max_active_flows * samples / b;
-            c.flow.max_active_flows = share.max(samples * c.model.surface_cells());
-        }
-        c
-    }
-
     /// One optimizer step: forward and backward over the step's passes,
     /// global clipping, AdamW; or, when the loss or the gradient norm is
     /// not finite, nothing (the step is counted as skipped and the weights
     /// and optimizer state stay as they were).
     pub fn train_step(&mut self, data: &PairData) -> Result<StepRecord> {
-        let spin = crate::pool::wanted(&self.cfg.flow, &self.device);
-        crate::pool::awake(spin, || self.step(data))
+        crate::pool::awake(self.settings.spin, || self.step(data))
     }
 
     fn step(&mut self, data: &PairData) -> Result<StepRecord> {
@@ -322,7 +342,8 @@ impl Trainer {
                 ),
                 lesion: None,
             };
-            let out = self.model.forward(&self.pass_config(b), x, &mut self.ws, &opts)?;
+            let pass = self.settings.for_pass(b, self.cfg.train.batch_size);
+            let out = self.model.forward(x, &pass, &mut self.ws, &opts)?;
             let parts = loss::objective(&self.cfg, &self.model.input_mapper, out.output, out.surface, y);
             let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
@@ -376,7 +397,7 @@ impl Trainer {
 
     /// Metrics on the held-out split (inference mode).
     pub fn validate(&self, data: &PairData) -> Result<ModelMetrics> {
-        eval::evaluate(&self.model.valid(), &self.cfg, data, &self.split.val)
+        eval::evaluate(&self.model.valid(), &self.cfg, &self.settings, data, &self.split.val)
     }
 
     /// Writes a checkpoint of the current state into `dir`.
@@ -392,6 +413,7 @@ impl Trainer {
             optimizer: None,
             train: Some(self.state.clone()),
             data: Some(self.data_info.clone()),
+            runtime: Some(self.runtime.clone()),
         };
         checkpoint::save(dir, &self.model, Some(&optim), meta)
     }

@@ -18,13 +18,13 @@
 use super::html::{Page, Section};
 use super::inspect_draw;
 use crate::checkpoint;
-use crate::config::EnergyConfig;
+use crate::config::{EnergyConfig, RuntimeConfig};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::spatial::LatticeGrid;
 use crate::flow::{FlowStats, FlowTrace};
 use crate::io::{Matrix, cosine, read_file, read_matrix};
-use crate::model::{EnergyFlowModel, ForwardOptions, Workspace};
+use crate::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use burn::tensor::Device;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -235,6 +235,7 @@ fn grid_rows(v: &[f32], w: usize) -> Vec<Vec<f32>> {
 fn inspect_row(
     model: &EnergyFlowModel,
     cfg: &EnergyConfig,
+    settings: &ForwardSettings,
     row: usize,
     x: &[f32],
     target: Option<&[f32]>,
@@ -245,7 +246,7 @@ fn inspect_row(
         ..Workspace::default()
     };
     let input = device::matrix(x.to_vec(), 1, x.len(), dev);
-    let out = model.forward(cfg, input, &mut ws, &ForwardOptions::inference(cfg))?;
+    let out = model.forward(input, settings, &mut ws, &ForwardOptions::inference(settings))?;
     let trace = ws
         .trace
         .take()
@@ -324,9 +325,10 @@ fn read_rows(
     Ok((input, target))
 }
 
-/// Runs `inspect` (see the module docs): writes the pictures, inspect.json
-/// and index.html into `req.out` (created).
-pub fn inspect(req: &InspectRequest, dev: &Device) -> Result<Inspection> {
+/// Runs `inspect` (see the module docs) on `dev`, executing as `runtime`
+/// says: writes the pictures, inspect.json and index.html into `req.out`
+/// (created).
+pub fn inspect(req: &InspectRequest, runtime: &RuntimeConfig, dev: &Device) -> Result<Inspection> {
     if req.rows.is_empty() {
         return Err(Error::input("--rows: no row to inspect"));
     }
@@ -335,7 +337,8 @@ pub fn inspect(req: &InspectRequest, dev: &Device) -> Result<Inspection> {
     let cfg = &meta.config;
     let mut notes = Vec::new();
     let (input, target) = read_rows(&req.input, cfg, &req.rows, &mut notes)?;
-    let model = checkpoint::model_from(&ckpt, &meta, dev)?;
+    let model = checkpoint::model_from(&ckpt, &meta, runtime.kernels, dev)?;
+    let settings = ForwardSettings::new(cfg, crate::pool::wanted(runtime, dev));
     std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
     let mut report = InspectReport {
         checkpoint: ckpt.display().to_string(),
@@ -351,7 +354,15 @@ pub fn inspect(req: &InspectRequest, dev: &Device) -> Result<Inspection> {
     let mut files = Vec::new();
     let mut sections = Vec::new();
     for &r in &req.rows {
-        let mut row = inspect_row(&model, cfg, r, input.row(r), target.as_ref().map(|t| t.row(r)), dev)?;
+        let mut row = inspect_row(
+            &model,
+            cfg,
+            &settings,
+            r,
+            input.row(r),
+            target.as_ref().map(|t| t.row(r)),
+            dev,
+        )?;
         let figures = inspect_draw::draw_row(&row, cfg, &req.out)?;
         row.pictures = figures.iter().map(|f| f.file.clone()).collect();
         files.extend(figures.iter().map(|f| req.out.join(&f.file)));
