@@ -2,7 +2,7 @@
 //!
 //! Library code returns `Result<T>`; only the CLI renders errors. `Error::is_user`
 //! tells the CLI whether the cause is the user's input (exit code 2) or an
-//! internal failure (exit code 1). Every message is one line; longer
+//! internal failure, a bug (exit code 70). Every message is one line; longer
 //! reports from dependencies go into `Error::with_detail`, which the CLI
 //! prints only with `--verbose`.
 
@@ -28,7 +28,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A failure that is not the user's fault.
+    /// A failure that is not the user's fault: a bug.
     #[error("internal error: {0}")]
     Internal(String),
     /// An error with details only `--verbose` shows (a dependency's
@@ -75,7 +75,8 @@ impl Error {
         }
     }
 
-    /// True when the user's input caused the error (CLI exit code 2).
+    /// True when the user's input caused the error (CLI exit code 2;
+    /// otherwise 70).
     pub fn is_user(&self) -> bool {
         match self {
             Error::Internal(_) => false,

@@ -1,11 +1,12 @@
 //! The `energyflow` binary: parse, dispatch to `cli::<command>`, render errors.
 //!
-//! Whatever goes wrong, the user reads one line on stderr: an error from
-//! the library (exit code 2 for bad input, 1 otherwise), or a panic from
-//! any code, ours or a dependency's, which is caught here and reported as
-//! an internal error (exit code 2: so far every panic found came from
-//! input that should have been refused). `--verbose` adds the details: a
-//! dependency's full report, the panic's location.
+//! Exit codes (README, "Exit codes"): 0 done; 2 bad input (an error the
+//! library names as the user's); 70 an internal error, which is a bug: an
+//! `Error::Internal`, or a panic in any code, ours or a dependency's,
+//! caught here; 130 stopped by SIGINT, SIGTERM or SIGHUP (`cli::signals`),
+//! after what had to be written was written. Whatever goes wrong, the user
+//! reads one line on stderr; `--verbose` adds the details: a dependency's
+//! full report, the panic's location.
 
 mod cli;
 
@@ -119,9 +120,19 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// Exit code of a finished command.
+const EXIT_DONE: i32 = 0;
+/// Exit code of bad input: a file, a flag or a config the command refused.
+const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code of an internal error, a bug (EX_SOFTWARE of sysexits.h).
+const EXIT_INTERNAL: i32 = 70;
+/// What an internal error's line says besides its message.
+const BUG: &str = "internal error, a bug in energyflow (please report it; --verbose shows where)";
+
 fn main() {
     keep_freed_memory();
     let args = Cli::parse();
+    cli::signals::install();
     std::panic::set_hook(Box::new(|info| {
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
         let mut first = PANIC.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,10 +143,17 @@ fn main() {
         on_pool(threads, || dispatch(&args.command))
     });
     let code = match outcome {
-        Ok(Ok(())) => 0,
+        Ok(Ok(())) if cli::signals::stopped() => cli::signals::EXIT_STOPPED,
+        Ok(Ok(())) => EXIT_DONE,
         Ok(Err(e)) => {
             let text = e.to_string();
-            say(&format!("energyflow: error: {}", energyflow::error::one_line(&text)));
+            let line = energyflow::error::one_line(&text);
+            if e.is_user() {
+                say(&format!("energyflow: error: {line}"));
+            } else {
+                let line = line.strip_prefix("internal error: ").unwrap_or(&line);
+                say(&format!("energyflow: error: {BUG}: {line}"));
+            }
             if args.verbose {
                 if text.lines().count() > 1 {
                     say(&text);
@@ -144,7 +162,7 @@ fn main() {
                     say(d);
                 }
             }
-            if e.is_user() { 2 } else { 1 }
+            if e.is_user() { EXIT_BAD_INPUT } else { EXIT_INTERNAL }
         }
         Err(_) => {
             let (msg, location) = PANIC
@@ -153,13 +171,13 @@ fn main() {
                 .take()
                 .unwrap_or_else(|| ("a panic without a message".to_string(), String::new()));
             say(&format!(
-                "energyflow: error: internal error (please report it): {}",
+                "energyflow: error: {BUG}: {}",
                 energyflow::error::one_line(&msg)
             ));
             if args.verbose {
                 say(&format!("panicked at {location}:\n{msg}"));
             }
-            2
+            EXIT_INTERNAL
         }
     };
     // Runs no destructors of other threads; the run lock is released by

@@ -151,6 +151,10 @@ fn embed_refuses_bad_input() {
         "between 1 and 4096",
     );
     assert_refused(&run(&model, &good, &["--max-length", "1000"]), "--max-length 1000");
+    // The bound is in --help, as the refusal states it.
+    let help = String::from_utf8_lossy(&energyflow(&["embed", "--help"]).stdout).to_string();
+    let bound = format!("1..={}", energyflow::teacher::job::MAX_BATCH);
+    assert!(help.contains(&bound), "{help}");
     let jsonl_out = energyflow(&[
         "embed",
         "--model",

@@ -1,6 +1,6 @@
 //! How failures read on the command line: one line, exit code 2, details
 //! only with `--verbose`, and a panic (here: stdout closed under `infer`)
-//! caught and reported in one line too.
+//! caught and reported in one line too, as a bug (exit code 70).
 
 use burn::tensor::Device;
 use energyflow::checkpoint;
@@ -137,9 +137,10 @@ fn a_panic_is_reported_in_one_line() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err.lines().last().unwrap_or("");
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(70), "{err}");
     assert!(
-        last.starts_with("energyflow: error: internal error") && last.contains("failed printing to stdout"),
+        last.starts_with("energyflow: error: internal error, a bug in energyflow")
+            && last.contains("failed printing to stdout"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");

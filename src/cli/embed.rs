@@ -21,7 +21,8 @@ pub struct EmbedArgs {
     /// pairs. The texts go to the same path with extension .jsonl.
     #[arg(long)]
     pub output: PathBuf,
-    /// Texts per forward pass.
+    /// Texts per forward pass, 1..=4096 (teacher::MAX_BATCH; a test keeps
+    /// the two equal).
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
     /// Token limit, special tokens included (default: the folder's

@@ -1,7 +1,7 @@
 //! The command-line interface: one file per command, each parsing its
 //! arguments, calling the library and printing. This is the only code that
 //! prints; every command returns `Result<()>` and `main` turns an error into
-//! one line on stderr and exit code 2 (user error) or 1. No command calls
+//! one line on stderr and its exit code (README, "Exit codes"). No command calls
 //! another, and none holds policy: what a run does is decided in the
 //! library (`train::Run`, `model::infer_batches`, `train::eval`, `bench`).
 
@@ -13,6 +13,7 @@ pub mod infer;
 pub mod inspect;
 pub mod plot;
 pub mod probe;
+pub mod signals;
 pub mod train;
 
 use burn::tensor::Device;

@@ -11,10 +11,7 @@ use energyflow::train::metrics::Record;
 use energyflow::train::{DataChoice, Event, Run, RunRequest, RunStop, Start};
 use energyflow::viz::{plot_run, run_plots};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -104,24 +101,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.out.display()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // First Ctrl-C, SIGTERM or SIGHUP: finish the step, checkpoint,
-        // exit. Second: exit now, leaving no temporary file behind (every
-        // file is replaced by a rename, so none is torn). Writes to a hung-up
-        // terminal may fail: ignored.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                energyflow::io::remove_temp_files();
-                std::process::exit(130);
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nenergyflow train: stopping after this step (signal again to quit at once)"
-            );
-        });
-    }
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -162,7 +141,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         Event::Saved { .. } => {}
     };
-    let summary = run.train(args.max_steps, &stop, &mut on_event)?;
+    // First signal: finish the step, checkpoint, validate, end (exit code
+    // 130); a second, or one after the loop: exit at once (`signals`).
+    let stop = super::signals::graceful();
+    let summary = run.train(args.max_steps, stop, &mut on_event);
+    super::signals::end_graceful();
+    let summary = summary?;
     bar.finish_and_clear();
     let why = match summary.stop {
         RunStop::Finished => "all planned steps done",

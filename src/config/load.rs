@@ -137,8 +137,24 @@ fn read_config_file(path: &Path) -> Result<String> {
 /// known field moved to (the flat layout of checkpoint format 1).
 fn check_sections(overlay: &toml::Table, preset: &toml::Table, origin: &str) -> Result<()> {
     for (key, value) in overlay {
-        if preset.contains_key(key) && value.is_table() {
-            continue;
+        if preset.contains_key(key) {
+            if value.is_table() {
+                continue;
+            }
+            // One key of the section with its preset value, as an example.
+            let section = preset.get(key).and_then(|t| t.as_table());
+            let example = section
+                .and_then(|t| {
+                    ["lattice_width", "lattice_depth", "batch_size"]
+                        .iter()
+                        .find_map(|k| t.get_key_value(*k))
+                        .or_else(|| t.iter().next())
+                })
+                .map(|(k, v)| format!(" (e.g. `[{key}]` then `{k} = {v}` on the next line)"))
+                .unwrap_or_default();
+            return Err(Error::input(format!(
+                "{origin}: `{key}` is a section, not a value: write `[{key}]` on a line of its own and its keys below it{example}"
+            )));
         }
         let runtime = section_table(&RuntimeConfig::default());
         if runtime.contains_key(key) || key == "threads" {
@@ -288,6 +304,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[flow]"), "{e}");
+        // A section written as a value says what a section is, and shows one.
+        let e = EnergyConfig::from_toml_str("model = 5\n", Preset::Debug, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.toml: `model` is a section, not a value: write `[model]` on a line of its own and its keys below it (e.g. `[model]` then `lattice_width = 20` on the next line)"
+        );
         let e = EnergyConfig::from_toml_str("[lattice]\nwidth = 8\n", Preset::Debug, "t.toml")
             .unwrap_err()
             .to_string();

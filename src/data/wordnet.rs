@@ -90,7 +90,8 @@ pub fn read_pairs(dict: &Path) -> Result<(Vec<Pair>, Counts)> {
     let mut seen_ex = HashSet::new();
     for (name, pos) in FILES {
         let path = dict.join(name);
-        if !path.is_file() {
+        // Not is_file: a pipe is read as every input is (`io::read_file`).
+        if !path.exists() {
             return Err(Error::input(format!(
                 "{}: no WordNet database file {name} here (expected the folder usr/share/wordnet of wordnet-base)",
                 dict.display()

@@ -40,7 +40,8 @@ pub fn default_dir(run: &Path) -> PathBuf {
 /// folder has no metrics or no step yet.
 pub fn run_records(run: &Path) -> Result<(Vec<StepRecord>, Vec<ValidationRecord>)> {
     let path = run.join("metrics.jsonl");
-    if !path.is_file() {
+    // Not is_file: a pipe is read as every input is (`io::read_file`).
+    if !path.exists() {
         return Err(Error::input(format!(
             "{}: no metrics.jsonl there (not a training run folder?)",
             run.display()
