@@ -289,7 +289,10 @@ pub fn bench_step(
         recs.push(trainer.train_step(&data)?);
     }
     let (wall, cpu) = (wall0.elapsed().as_secs_f64(), metrics::cpu_seconds() - cpu0);
-    let spin = crate::pool::spin_seconds() - spin0;
+    // The spinners time their idle loops by the wall clock, which keeps
+    // running while a loaded machine deschedules them: bound it by the CPU
+    // time the process really used.
+    let spin = (crate::pool::spin_seconds() - spin0).min(cpu);
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let med = |f: &dyn Fn(&crate::train::metrics::StepRecord) -> f64| {
         let mut v: Vec<f64> = recs.iter().map(f).collect();

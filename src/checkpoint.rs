@@ -70,6 +70,10 @@ pub struct DataInfo {
     /// Pairs in the file.
     pub n: usize,
     pub val_fraction: f64,
+    /// The test split's fraction; None in checkpoints written before the
+    /// test split existed (their held-out rows also chose `best/`).
+    #[serde(default)]
+    pub test_fraction: Option<f64>,
     /// Seed of the split.
     pub seed: u64,
 }
@@ -222,7 +226,7 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
     if dir.join(META_FILE).is_file() {
         return Ok(dir.to_path_buf());
     }
-    for sub in ["best", "latest"] {
+    for sub in crate::train::plan::names::CHECKPOINTS {
         if dir.join(sub).join(META_FILE).is_file() {
             return Ok(dir.join(sub));
         }

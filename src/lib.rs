@@ -39,6 +39,7 @@ pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod pool;
+pub mod seeds;
 pub mod teacher;
 pub mod train;
 pub mod viz;

@@ -68,7 +68,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a model (default: the bundled WordNet pairs, debug preset).
+    /// Train a model (default: the bundled WordNet pairs, tuned preset).
     Train(cli::train::TrainArgs),
     /// Evaluate a checkpoint on its held-out split, with baselines.
     Eval(cli::eval::EvalArgs),

@@ -155,7 +155,7 @@ fn numbers_that_would_abort_are_refused_before_allocating() {
     let huge = dir.path().join("huge.toml");
     std::fs::write(
         &huge,
-        "[model]\nlattice_width = 1024\nlattice_height = 1024\n[flow]\nmax_active_flows = 8388608\n",
+        "preset = \"debug\"\n[model]\nlattice_width = 1024\nlattice_height = 1024\n[flow]\nmax_active_flows = 8388608\n",
     )
     .unwrap();
     let x = dir.path().join("x.safetensors");

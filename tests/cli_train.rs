@@ -86,13 +86,14 @@ fn train_resume_and_eval_end_to_end() {
     assert_refused(&out, "model.lattice_width (5 vs 28)");
 
     // --overwrite starts over (old checkpoints gone); --epochs plans by
-    // epochs: 36 training pairs in batches of 4 are 9 steps per epoch.
+    // epochs: 40 pairs less 4 validation and 4 test ones leave 32 training
+    // pairs, in batches of 4 8 steps per epoch.
     let out = train(&st, &["--overwrite", "--epochs", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("9 steps planned"));
-    assert_eq!(step_lines(&st.out), 9);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 steps planned"));
+    assert_eq!(step_lines(&st.out), 8);
     let meta = std::fs::read_to_string(st.out.join("latest/checkpoint.json")).unwrap();
-    assert!(meta.contains("\"step\": 9"), "{meta}");
+    assert!(meta.contains("\"step\": 8"), "{meta}");
 
     let out = energyflow(&["eval", "--checkpoint", s(&st.out), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -164,7 +165,7 @@ fn bad_data_and_flags_are_refused() {
     assert_refused(&out, "val_fraction");
 
     let out = energyflow(&["train", "--resume", "--out", s(&dir.join("nothing"))]);
-    assert_refused(&out, "no checkpoint");
+    assert_refused(&out, "holds no run to resume; drop --resume");
 
     let out = energyflow(&["eval", "--checkpoint", s(&dir.join("nothing"))]);
     assert_refused(&out, "not a checkpoint");

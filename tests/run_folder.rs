@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 mod common;
 use common::{Setup, setup_with};
 
-const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
+const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
 [train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\nwarmup_steps = 2\n";
@@ -36,6 +36,7 @@ fn request(st: &Setup, start: Start) -> RunRequest {
         data: Some(DataChoice::File(st.data.clone())),
         epochs: None,
         val_fraction: None,
+        test_fraction: None,
         loss: None,
         seed: None,
         out: st.out.clone(),
@@ -163,8 +164,8 @@ fn a_crash_between_the_best_and_latest_writes_leaves_a_consistent_folder() {
         "{:?}",
         run.notes
     );
-    let s = run.train(Some(5), &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let report = run.final_report(&s, &dev).unwrap();
+    run.train(Some(5), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let report = run.final_report(&dev).unwrap();
     drop(run);
     let (again, _) = evaluate_checkpoint(&st.out, None, &RuntimeConfig::default(), &dev).unwrap();
     assert_eq!(report.loss, again.loss);
@@ -322,13 +323,13 @@ fn resume_refuses_what_would_change_the_run_and_reports_epochs() {
     same.config.file = Some(interval);
     same.epochs = Some(2);
     let run = open(&same).unwrap();
-    assert_eq!(run.trainer.cfg.train.checkpoint_every_steps, Some(7));
-    // 36 training pairs in batches of 4: 9 steps per epoch.
-    assert_eq!(run.trainer.schedule.total, 18);
+    assert_eq!(run.trainer.plan.config.train.checkpoint_every_steps, Some(7));
+    // 40 pairs: 4 validate, 4 test, 32 train in batches of 4: 8 steps per epoch.
+    assert_eq!(run.trainer.plan.planned_steps, 16);
     assert!(
         run.notes
             .iter()
-            .any(|n| n.contains("--epochs 2") && n.contains("18 steps")),
+            .any(|n| n.contains("--epochs 2") && n.contains("16 steps")),
         "{:?}",
         run.notes
     );

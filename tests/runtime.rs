@@ -10,7 +10,7 @@ mod common;
 use burn::tensor::Device;
 use common::{TINY, energyflow, s, setup_with};
 use energyflow::checkpoint;
-use energyflow::config::{ConfigSource, RuntimeConfig};
+use energyflow::config::RuntimeConfig;
 use energyflow::io::StoreDtype;
 use energyflow::kernels::Kernels;
 use energyflow::train::eval::evaluate_checkpoint;
@@ -58,7 +58,13 @@ fn an_old_checkpoint_evaluates_to_what_its_build_printed() {
         kernels: Kernels::Composed,
         ..RuntimeConfig::default()
     };
-    let (r, _) = evaluate_checkpoint(&fixture(), None, &composed, &dev).unwrap();
+    let (r, note) = evaluate_checkpoint(&fixture(), None, &composed, &dev).unwrap();
+    // Its two-way split: the held-out rows that chose best/ are reported.
+    let note = note.unwrap_or_default();
+    assert!(
+        note.contains("predates the test split") && note.contains("optimistic"),
+        "{note}"
+    );
     assert!(
         (r.loss - loss).abs() < 1e-6 && (r.cosine - cosine).abs() < 1e-6,
         "{r:?}"
@@ -75,17 +81,7 @@ fn an_old_checkpoint_evaluates_to_what_its_build_printed() {
 #[test]
 fn an_old_run_resumes_saying_how_its_execution_differs() {
     let (_dir, out) = fixture_copy();
-    let req = RunRequest {
-        config: ConfigSource::default(),
-        runtime: RuntimeConfig::default(),
-        data: None,
-        epochs: None,
-        val_fraction: None,
-        loss: None,
-        seed: None,
-        out: out.clone(),
-        start: Start::Resume,
-    };
+    let req = RunRequest::new(out.clone(), Start::Resume);
     let dev = Device::flex();
     let mut run = Run::open(&req, &dev).unwrap();
     let note = run

@@ -333,8 +333,9 @@ fn a_frozen_module_keeps_its_weights_and_reports_no_gradient() {
 fn periodic_validation_adds_points_and_leaves_the_trajectory_alone() {
     let mut cfg = tiny_config(6);
     cfg.flow.exploration_noise = 0.1;
-    // 22 training pairs in batches of 4: 6 steps per epoch.
-    let data = PairData::synthetic_rotation(24, 6, 3);
+    // 28 pairs, 3 validate, 3 test: 22 training pairs in batches of 4, 6
+    // steps per epoch.
+    let data = PairData::synthetic_rotation(28, 6, 3);
     let dev = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
     let (plain, periodic) = (tmp.path().join("plain"), tmp.path().join("periodic"));

@@ -53,6 +53,14 @@ pub(super) fn check_meta(meta: &Meta, path: &Path) -> Result<()> {
                 format!("= {} is outside (0, 1)", d.val_fraction),
             ));
         }
+        if let Some(t) = d.test_fraction
+            && !(t > 0.0 && t < 1.0 && d.val_fraction + t < 1.0)
+        {
+            return Err(bad(
+                "data.test_fraction",
+                format!("= {t} is outside (0, 1 - data.val_fraction)"),
+            ));
+        }
         if d.origin.is_empty() || d.origin.len() > 4096 {
             return Err(bad("data.origin", "must hold 1 to 4096 characters".to_string()));
         }

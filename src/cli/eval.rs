@@ -5,7 +5,8 @@ use super::{RuntimeArgs, print_json};
 use energyflow::error::Result;
 use energyflow::model::Lesion;
 use energyflow::train::PairData;
-use energyflow::train::eval::{EvalReport, evaluate_checkpoint_lesioned};
+use energyflow::train::SplitName;
+use energyflow::train::eval::{EvalReport, evaluate_checkpoint_on};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -25,6 +26,10 @@ pub struct EvalArgs {
     /// baselines are unchanged.
     #[arg(long, value_enum)]
     pub lesion: Option<Lesion>,
+    /// Which held-out rows: test (nothing was chosen on them: the figure to
+    /// report) or validation (the rows that chose best/).
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitName,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -32,7 +37,10 @@ pub struct EvalArgs {
 /// The report as a small table.
 fn print_table(r: &EvalReport) {
     let opt = |v: Option<f64>| v.map_or("n/a (widths differ)".to_string(), |v| format!("{v:.4}"));
-    println!("held-out pairs      {}", r.n);
+    println!("split               {} ({} pairs)", r.split.name(), r.n);
+    if let Some(step) = r.step {
+        println!("checkpoint step     {step}");
+    }
     println!("loss                {:.4}", r.loss);
     println!("mse                 {:.6}", r.mse);
     println!("cosine (model)      {:.4}", r.cosine);
@@ -44,7 +52,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let runtime = args.runtime.resolve()?;
     let dev = super::select_device(runtime.device)?;
     let data = args.data.as_deref().map(PairData::load).transpose()?;
-    let (r, note) = evaluate_checkpoint_lesioned(&args.checkpoint, data.as_ref(), &runtime, &dev, args.lesion)?;
+    let (r, note) = evaluate_checkpoint_on(&args.checkpoint, data.as_ref(), &runtime, &dev, args.split, args.lesion)?;
     if let Some(n) = note {
         eprintln!("energyflow eval: note: {n}");
     }

@@ -28,7 +28,9 @@ use std::process::Command;
 /// Options shared by every command that builds a model config.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConfigArgs {
-    /// Preset to start from [default: debug].
+    /// Preset to start from [default: tuned, the preset that learns on the
+    /// bundled data; MODEL.md's debug preset ends below the identity
+    /// baseline there (docs/QUALITY.md)].
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// TOML file whose keys override the preset.

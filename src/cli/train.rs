@@ -1,6 +1,6 @@
 //! `energyflow train`: trains on the bundled data (or `--data`), shows a
-//! progress bar, and ends by printing the held-out evaluation line of the
-//! best checkpoint (as `eval --json` does), then says where the learning
+//! progress bar, and ends by printing the evaluation line of the best
+//! checkpoint on the test split (as `eval --json` does), then says where the learning
 //! curves are (`--plot` draws them). What the run does is `train::Run`'s
 //! business.
 
@@ -43,9 +43,13 @@ pub struct TrainArgs {
     /// [default: 0; a resumed run keeps its own].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Held-out fraction (overrides train.val_fraction).
+    /// Validation fraction: the rows that choose best/ (overrides train.val_fraction).
     #[arg(long)]
     pub val_fraction: Option<f64>,
+    /// Test fraction: the rows the closing line reports, seen only at the
+    /// end (overrides train.test_fraction).
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
     /// Objective (overrides train.loss).
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
@@ -67,6 +71,7 @@ impl TrainArgs {
             data: self.data.as_deref().map(DataChoice::parse),
             epochs: self.epochs,
             val_fraction: self.val_fraction,
+            test_fraction: self.test_fraction,
             loss: self.loss,
             seed: self.seed,
             out: self.out.clone(),
@@ -86,18 +91,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     for note in &run.notes {
         eprintln!("energyflow train: {note}");
     }
-    let (t, m) = (&run.trainer, &run.trainer.cfg.model);
+    let p = &run.trainer.plan;
+    let (m, split) = (&p.config.model, &p.split);
     eprintln!(
-        "energyflow train: {} pairs ({} train / {} held out) from {}; lattice {}x{}x{}, batch {}, {} steps planned; out {}",
+        "energyflow train: {} pairs ({} train / {} validation / {} test) from {}; lattice {}x{}x{}, batch {}, {} steps planned; out {}",
         run.data.len(),
-        t.split.train.len(),
-        t.split.val.len(),
+        split.train.len(),
+        split.val.len(),
+        if split.separate_test { split.test.len() } else { 0 },
         run.data.origin,
         m.lattice_width,
         m.lattice_height,
-        t.cfg.flow.lattice_depth,
-        t.cfg.train.batch_size,
-        t.schedule.total,
+        p.config.flow.lattice_depth,
+        p.config.train.batch_size,
+        p.planned_steps,
         args.out.display()
     );
 
@@ -129,7 +136,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Event::Logged(Record::Validation(r)) => {
             val_cos = r.val_cosine;
             bar.println(format!(
-                "epoch {}{} step {}: train loss {:.4}, held-out loss {:.4}, cosine {:.4}{}",
+                "epoch {}{} step {}: train loss {:.4}, validation loss {:.4}, cosine {:.4}{}",
                 r.epoch,
                 if r.complete { "" } else { " (partial)" },
                 r.step,
@@ -159,7 +166,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         summary.skipped,
         args.out.display()
     );
-    print_json(&run.final_report(&summary, &dev)?)?;
+    print_json(&run.final_report(&dev)?)?;
     let plots = run_plots::default_dir(&args.out);
     if args.plot {
         let drawn = plot_run(&args.out, &plots)?;

@@ -274,8 +274,13 @@ pub struct TrainConfig {
     /// epochs x steps per epoch. The debug preset sets 150, so that its run
     /// on the bundled data takes minutes on two cores.
     pub planned_steps: Option<usize>,
-    /// Held-out fraction of the data. Default 0.1.
+    /// Fraction of the data held out for validation: it chooses `best/`
+    /// and feeds the held-out curves. Default 0.1.
     pub val_fraction: f64,
+    /// Fraction held out as the test split: seen only at the end, what
+    /// `eval` and the run's closing line report. Default 0.1.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
     /// Validate on the held-out split every this many optimizer steps as
     /// well as at every epoch's end (learning curves with points inside an
     /// epoch; best/ is chosen among all validations). None (default): at
@@ -312,6 +317,10 @@ pub struct TrainConfig {
     pub checkpoint_every_seconds: f64,
 }
 
+fn default_test_fraction() -> f64 {
+    0.1
+}
+
 fn default_checkpoint_seconds() -> f64 {
     60.0
 }
@@ -343,6 +352,7 @@ impl Default for TrainConfig {
             epochs: 10,
             planned_steps: None,
             val_fraction: 0.1,
+            test_fraction: default_test_fraction(),
             validate_every_steps: None,
             frozen: Vec::new(),
             dropout_scale: 1.0,

@@ -169,6 +169,16 @@ impl EnergyConfig {
                 "allowed range is (0, 1)",
             ));
         }
+        if !t.test_fraction.is_finite() || t.test_fraction <= 0.0 || t.val_fraction + t.test_fraction >= 1.0 {
+            return Err(Error::config(
+                "train.test_fraction",
+                t.test_fraction,
+                format!(
+                    "allowed range is (0, 1 - train.val_fraction), here (0, {})",
+                    1.0 - t.val_fraction
+                ),
+            ));
+        }
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::flow::rules::wall_device;
 use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
 use crate::geometry::{Lattice, nearer_plane};
+use crate::seeds::{mix, stream};
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -168,7 +169,7 @@ impl EnergyFlowModel {
         // Dropout masks come from a host RNG derived from the step's seed.
         let mut masks = opts
             .training
-            .then(|| DropoutMasks::new(opts.noise_seed ^ 0x9E37_79B9_7F4A_7C15, cfg.dropout_scale));
+            .then(|| DropoutMasks::new(mix(opts.noise_seed, stream::DROPOUT, 0), cfg.dropout_scale));
 
         // 1. Map, and start B*S flows.
         let energies = self.input_mapper.forward(input, masks.as_mut());
@@ -242,7 +243,7 @@ impl EnergyFlowModel {
         let flow = &cfg.flow;
         let rules = StepRules::new(cfg.lattice, flow, samples);
         let dev = act.pos.device();
-        let mut rng = StdRng::seed_from_u64(opts.noise_seed);
+        let mut rng = StdRng::seed_from_u64(mix(opts.noise_seed, stream::NOISE, 0));
         let sigma = flow.exploration_noise as f32;
         let noise = (opts.training && sigma > 0.0).then(|| Normal::new(0.0f32, sigma).expect("sigma validated"));
         let (mut best, mut stale) = (0usize, 0usize);

@@ -14,6 +14,7 @@
 //! drawn from a seeded generator, so a lesioned evaluation is deterministic.
 
 use crate::device;
+use crate::seeds::{mix, stream};
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -37,7 +38,7 @@ pub fn on_energies(energies: Tensor<2>, lesion: Option<Lesion>, seed: u64) -> Te
         return energies;
     }
     let [b, s] = energies.dims();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_CE11);
+    let mut rng = StdRng::seed_from_u64(mix(seed, stream::LESION, 0));
     let mut idx = Vec::with_capacity(b * s);
     let mut perm: Vec<u32> = (0..s as u32).collect();
     for row in 0..b as u32 {

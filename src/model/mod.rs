@@ -71,7 +71,7 @@ impl EnergyFlowModel {
     /// parameter ids (see [`StableIds`]).
     pub fn new(cfg: &EnergyConfig, kernels: Kernels, device: &Device, seed: u64) -> Self {
         let m = &cfg.model;
-        let mut init = Init::new(seed, device);
+        let mut init = Init::new(crate::seeds::mix(seed, crate::seeds::stream::WEIGHTS, 0), device);
         let model = EnergyFlowModel {
             input_mapper: InputMapper::new(m, kernels, &mut init, device),
             neuron: SimpleNeuron::new(m, kernels, &mut init, device),

@@ -12,6 +12,7 @@ use crate::config::{EnergyConfig, LossKind};
 use crate::error::{Error, Result};
 use crate::io::{Matrix, read_file, read_matrix};
 use crate::model::layers::random_orthonormal;
+use crate::seeds::{mix, stream};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -241,50 +242,119 @@ impl PairData {
     }
 }
 
-/// SplitMix64 finaliser: mixes a seed with a purpose/counter into a fresh
-/// seed, so every random stream of a run is derived from (seed, what, n).
-pub fn mix(seed: u64, what: u64, n: u64) -> u64 {
-    let mut z = seed ^ what.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// Which held-out rows a figure is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    /// The rows that choose `best/` and feed the learning curves.
+    Validation,
+    /// The rows nothing is chosen on: what `eval` and a run's closing line report.
+    Test,
 }
 
-/// Stream tags for [`mix`].
-pub mod stream {
-    pub const SPLIT: u64 = 1;
-    pub const SHUFFLE: u64 = 2;
-    pub const STEP: u64 = 3;
+impl SplitName {
+    /// The name as written in flags and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitName::Validation => "validation",
+            SplitName::Test => "test",
+        }
+    }
 }
 
-/// The held-out split: which rows train and which validate.
+/// The split of a run's pairs into training, validation and test rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     pub train: Vec<usize>,
+    /// Chooses `best/`; the held-out figures during a run.
     pub val: Vec<usize>,
+    /// Seen only at the end. Equal to `val` in a two-way split.
+    pub test: Vec<usize>,
+    /// False for the two-way split of runs written before the test split
+    /// existed: their held-out rows both chose `best/` and were reported.
+    pub separate_test: bool,
 }
 
 impl Split {
-    /// A seeded permutation of 0..n; its first round(n * val_fraction)
-    /// rows (at least 1, at most n - 1) are held out. It depends on n, the
-    /// fraction and the seed only: never on the batch size.
-    pub fn new(n: usize, val_fraction: f64, seed: u64) -> Result<Self> {
+    /// A seeded permutation of 0..n: its first round(n * val_fraction) rows
+    /// validate, the next round(n * test_fraction) test (at least one row
+    /// each, and one left to train), the rest train. It depends on n, the
+    /// fractions and the seed only, never on the batch size; the validation
+    /// rows are those a two-way split with the same seed held out.
+    pub fn new(n: usize, val_fraction: f64, test_fraction: f64, seed: u64) -> Result<Self> {
+        if n < 3 {
+            return Err(Error::input(format!(
+                "{n} pair(s): need at least 3 (one each to train, validate and test)"
+            )));
+        }
+        fraction("val_fraction", val_fraction)?;
+        fraction("test_fraction", test_fraction)?;
+        if val_fraction + test_fraction >= 1.0 {
+            return Err(Error::config(
+                "train.test_fraction",
+                test_fraction,
+                format!("with train.val_fraction = {val_fraction} it leaves no pair to train on"),
+            ));
+        }
+        let perm = permutation(n, seed);
+        let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 2);
+        let n_test = ((n as f64 * test_fraction).round() as usize).clamp(1, n - 1 - n_val);
+        Ok(Split {
+            val: sorted(&perm[..n_val]),
+            test: sorted(&perm[n_val..n_val + n_test]),
+            train: sorted(&perm[n_val + n_test..]),
+            separate_test: true,
+        })
+    }
+
+    /// The two-way split of runs written before the test split existed:
+    /// the first round(n * val_fraction) rows of the same permutation are
+    /// held out, and serve as both validation and test rows.
+    pub fn two_way(n: usize, val_fraction: f64, seed: u64) -> Result<Self> {
         if n < 2 {
             return Err(Error::input(format!("{n} pair(s): need at least 2 to hold one out")));
         }
-        if !(val_fraction > 0.0 && val_fraction < 1.0) {
-            return Err(Error::config("val_fraction", val_fraction, "allowed range is (0, 1)"));
-        }
-        let mut perm: Vec<usize> = (0..n).collect();
-        perm.shuffle(&mut StdRng::seed_from_u64(mix(seed, stream::SPLIT, 0)));
+        fraction("val_fraction", val_fraction)?;
+        let perm = permutation(n, seed);
         let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
-        let mut val = perm[..n_val].to_vec();
-        let mut train = perm[n_val..].to_vec();
-        // Sorted, so a split reads the file in order and prints stably.
-        val.sort_unstable();
-        train.sort_unstable();
-        Ok(Split { train, val })
+        let val = sorted(&perm[..n_val]);
+        Ok(Split {
+            test: val.clone(),
+            val,
+            train: sorted(&perm[n_val..]),
+            separate_test: false,
+        })
     }
+
+    /// The rows of `which`.
+    pub fn rows(&self, which: SplitName) -> &[usize] {
+        match which {
+            SplitName::Validation => &self.val,
+            SplitName::Test => &self.test,
+        }
+    }
+}
+
+fn fraction(field: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::config(&format!("train.{field}"), v, "allowed range is (0, 1)"))
+    }
+}
+
+/// The split's seeded permutation of 0..n.
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut StdRng::seed_from_u64(mix(seed, stream::SPLIT, 0)));
+    perm
+}
+
+/// Sorted, so a split reads the file in order and prints stably.
+fn sorted(rows: &[usize]) -> Vec<usize> {
+    let mut v = rows.to_vec();
+    v.sort_unstable();
+    v
 }
 
 /// The training rows of `epoch` in their shuffled order (a pure function
@@ -301,15 +371,35 @@ mod tests {
 
     #[test]
     fn split_is_seeded_disjoint_and_complete() {
-        let a = Split::new(100, 0.1, 7).unwrap();
-        assert_eq!(a, Split::new(100, 0.1, 7).unwrap());
-        assert_ne!(a, Split::new(100, 0.1, 8).unwrap());
-        assert_eq!(a.val.len(), 10);
-        let mut all: Vec<usize> = a.train.iter().chain(&a.val).copied().collect();
+        let a = Split::new(100, 0.1, 0.2, 7).unwrap();
+        assert_eq!(a, Split::new(100, 0.1, 0.2, 7).unwrap());
+        assert_ne!(a, Split::new(100, 0.1, 0.2, 8).unwrap());
+        assert_eq!((a.val.len(), a.test.len(), a.train.len()), (10, 20, 70));
+        let mut all: Vec<usize> = a.train.iter().chain(&a.val).chain(&a.test).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
-        assert_eq!(Split::new(3, 0.01, 1).unwrap().val.len(), 1);
-        assert_eq!(Split::new(3, 0.99, 1).unwrap().train.len(), 1);
+        // The validation rows are the two-way split's held-out rows.
+        let old = Split::two_way(100, 0.1, 7).unwrap();
+        assert_eq!(old.val, a.val);
+        assert_eq!(old.test, old.val);
+        assert!(a.separate_test && !old.separate_test);
+        // Tiny sets keep a row for each part.
+        let t = Split::new(3, 0.01, 0.01, 1).unwrap();
+        assert_eq!((t.val.len(), t.test.len(), t.train.len()), (1, 1, 1));
+        let t = Split::new(3, 0.6, 0.3, 1).unwrap();
+        assert_eq!((t.val.len(), t.test.len(), t.train.len()), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_split_that_leaves_nothing_to_train_is_refused_naming_the_field() {
+        let e = Split::new(100, 0.5, 0.5, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("train.test_fraction") && e.contains("no pair to train"),
+            "{e}"
+        );
+        let e = Split::new(100, 0.1, 0.0, 1).unwrap_err().to_string();
+        assert!(e.contains("train.test_fraction"), "{e}");
+        assert!(Split::new(2, 0.1, 0.1, 1).is_err());
     }
 
     #[test]

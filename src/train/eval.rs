@@ -15,8 +15,9 @@
 //! time than these forty lines.
 
 use super::data::PairData;
-use super::data::Split;
+use super::data::{Split, SplitName};
 use super::loss;
+use super::plan::checkpoint_split;
 use super::spread::{Spread, SpreadProbe};
 use crate::checkpoint;
 use crate::config::{EnergyConfig, RuntimeConfig};
@@ -260,6 +261,13 @@ fn cholesky_solve(a: &mut [f64], n: usize, mut b: Vec<f64>, m: usize) -> Result<
 /// The line `eval --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The rows measured: "test" (the default, and a run's closing line)
+    /// or "validation".
+    pub split: SplitName,
+    /// The optimizer step of the checkpoint evaluated (None for a model
+    /// that is not a training checkpoint).
+    pub step: Option<usize>,
+    /// Rows measured.
     pub n: usize,
     pub loss: f64,
     pub mse: f64,
@@ -270,22 +278,20 @@ pub struct EvalReport {
     pub linear_cosine: f64,
 }
 
-/// Evaluates `model` (with `lesion`, if any) on the held-out rows `val`
-/// and fits/scores the baselines (the linear one on `train`).
+/// Evaluates `model` (with `lesion`, if any) on split `which` of `split`
+/// and fits/scores the baselines (the linear one on the training rows).
 pub fn report(
     model: &EnergyFlowModel,
     cfg: &EnergyConfig,
     settings: &ForwardSettings,
     data: &PairData,
-    (train, val): (&[usize], &[usize]),
+    split: &Split,
+    which: SplitName,
     lesion: Option<Lesion>,
 ) -> Result<EvalReport> {
-    with_baselines(
-        evaluate_lesioned(model, cfg, settings, data, val, lesion)?,
-        data,
-        train,
-        val,
-    )
+    let rows = split.rows(which);
+    let m = evaluate_lesioned(model, cfg, settings, data, rows, lesion)?;
+    with_baselines(m, data, &split.train, rows, which)
 }
 
 /// The baselines' cosines on the held-out rows `val`.
@@ -307,11 +313,19 @@ pub fn baselines(data: &PairData, train: &[usize], val: &[usize]) -> Result<Base
     })
 }
 
-/// The report of model metrics `m` (measured on `val`) next to the
-/// baselines on the same rows.
-pub fn with_baselines(m: ModelMetrics, data: &PairData, train: &[usize], val: &[usize]) -> Result<EvalReport> {
+/// The report of model metrics `m` (measured on `val`, the rows of split
+/// `which`) next to the baselines on the same rows.
+pub fn with_baselines(
+    m: ModelMetrics,
+    data: &PairData,
+    train: &[usize],
+    val: &[usize],
+    which: SplitName,
+) -> Result<EvalReport> {
     let b = baselines(data, train, val)?;
     let report = EvalReport {
+        split: which,
+        step: None,
         n: m.n,
         loss: m.loss,
         mse: m.mse,
@@ -349,47 +363,27 @@ pub fn recorded_data(meta: &checkpoint::Meta) -> Result<PairData> {
     }
 }
 
-/// The held-out split of the run `meta` describes, rebuilt on `data`, with
-/// a note when it cannot be the run's own (other data, or none recorded).
-pub fn run_split(meta: &checkpoint::Meta, data: &PairData) -> Result<(Split, Option<String>)> {
-    Ok(match &meta.data {
-        Some(info) if info.n == data.len() => (Split::new(data.len(), info.val_fraction, info.seed)?, None),
-        Some(info) => (
-            Split::new(data.len(), info.val_fraction, info.seed)?,
-            Some(format!(
-                "{} has {} pairs, the run trained on {}: this held-out split is not the run's",
-                data.origin,
-                data.len(),
-                info.n
-            )),
-        ),
-        None => (
-            Split::new(data.len(), meta.config.train.val_fraction, 0)?,
-            Some("the checkpoint records no training data: held-out split of seed 0".to_string()),
-        ),
-    })
-}
-
-/// Evaluates the checkpoint (or run folder) at `dir` on the held-out split
-/// of `data`, or of the data it records, executing as `runtime` says on
-/// `dev`. Returns the report and a note when the split is not the one the
-/// run held out.
+/// Evaluates the checkpoint (or run folder: its `best/`) at `dir` on the
+/// test split of `data`, or of the data it records, executing as `runtime`
+/// says on `dev`. Returns the report and a note when the split is not the
+/// run's own or its held-out rows also chose `best/`.
 pub fn evaluate_checkpoint(
     dir: &Path,
     data: Option<&PairData>,
     runtime: &RuntimeConfig,
     dev: &Device,
 ) -> Result<(EvalReport, Option<String>)> {
-    evaluate_checkpoint_lesioned(dir, data, runtime, dev, None)
+    evaluate_checkpoint_on(dir, data, runtime, dev, SplitName::Test, None)
 }
 
-/// [`evaluate_checkpoint`] with a `lesion` in the model's forwards (the
-/// baselines are untouched).
-pub fn evaluate_checkpoint_lesioned(
+/// [`evaluate_checkpoint`] on split `which`, with a `lesion` in the
+/// model's forwards (the baselines are untouched).
+pub fn evaluate_checkpoint_on(
     dir: &Path,
     data: Option<&PairData>,
     runtime: &RuntimeConfig,
     dev: &Device,
+    which: SplitName,
     lesion: Option<Lesion>,
 ) -> Result<(EvalReport, Option<String>)> {
     let (model, meta) = checkpoint::load_model(dir, runtime.kernels, dev)?;
@@ -402,10 +396,11 @@ pub fn evaluate_checkpoint_lesioned(
         }
     };
     data.check_fits(&meta.config)?;
-    let (split, note) = run_split(&meta, data)?;
-    let rows = (&split.train[..], &split.val[..]);
+    let (split, note) = checkpoint_split(&meta, data)?;
     let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
-    Ok((report(&model, &meta.config, &settings, data, rows, lesion)?, note))
+    let mut r = report(&model, &meta.config, &settings, data, &split, which, lesion)?;
+    r.step = meta.train.as_ref().map(|t| t.step);
+    Ok((r, note))
 }
 
 #[cfg(test)]
@@ -435,10 +430,21 @@ mod tests {
             cosine: 0.5,
             ..ModelMetrics::default()
         };
-        let e = with_baselines(m, &data, &train, &val).unwrap_err().to_string();
+        let e = with_baselines(m, &data, &train, &val, SplitName::Test)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("held-out loss is NaN") && e.contains("3e38"), "{e}");
         let fine = ModelMetrics { loss: 0.5, ..m };
-        assert!(with_baselines(fine, &PairData::synthetic_rotation(20, 4, 1), &train, &val).is_ok());
+        assert!(
+            with_baselines(
+                fine,
+                &PairData::synthetic_rotation(20, 4, 1),
+                &train,
+                &val,
+                SplitName::Test
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Name of the lock file in a run folder.
-pub const LOCK_FILE: &str = "run.lock";
+pub const LOCK_FILE: &str = super::plan::names::LOCK;
 
 /// A held run-folder lock; released (and its file removed) on drop.
 #[derive(Debug)]

@@ -14,12 +14,14 @@ pub mod lock;
 pub mod loss;
 pub mod metrics;
 pub mod open;
+pub mod plan;
 pub mod run;
 pub mod schedule;
 pub mod spread;
 pub mod trainer;
 
-pub use data::{PairData, Split};
+pub use data::{PairData, Split, SplitName};
 pub use open::{DataChoice, RunRequest, Start};
+pub use plan::RunPlan;
 pub use run::{Event, Run, RunStop, RunSummary};
 pub use trainer::Trainer;

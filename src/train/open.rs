@@ -10,9 +10,18 @@
 //!   between the writes of `best/` and `latest/` leaves `best/` newer),
 //!   trusts `best/` about the best model (it is written first), and refuses
 //!   flags or a config that would change the run, naming them.
+//!
+//! Every refusal names a command that works (tests/run_folder.rs runs each):
+//! a folder holding a run is told `--resume`, `--overwrite` or another
+//! `--out`; a folder holding only what a run killed before its first
+//! checkpoint left (no checkpoint to resume) is told `--overwrite`, by a
+//! fresh start and by `--resume` alike; a resume that would change the run
+//! is told to drop what changes it; `--resume` on a folder without a run is
+//! told to drop `--resume`.
 
 use super::data::{PairData, SYNTHETIC_PAIRS, SYNTHETIC_SEED};
-use super::lock::{LOCK_FILE, RunLock};
+use super::lock::RunLock;
+use super::plan::{RunPlan, names};
 use super::run::Run;
 use super::trainer::Trainer;
 use crate::checkpoint::{self, Meta};
@@ -67,6 +76,8 @@ pub struct RunRequest {
     pub epochs: Option<usize>,
     /// Overrides `train.val_fraction`.
     pub val_fraction: Option<f64>,
+    /// Overrides `train.test_fraction`.
+    pub test_fraction: Option<f64>,
     /// Overrides `train.loss`.
     pub loss: Option<LossKind>,
     /// None: 0 for a new run, the run's own for a resumed one.
@@ -76,6 +87,26 @@ pub struct RunRequest {
     pub start: Start,
 }
 
+impl RunRequest {
+    /// A request to start (`start`) a run of the default preset on the
+    /// bundled data in `out`, with no override: set the fields to ask
+    /// for more.
+    pub fn new(out: impl Into<PathBuf>, start: Start) -> Self {
+        RunRequest {
+            config: ConfigSource::default(),
+            runtime: RuntimeConfig::default(),
+            data: None,
+            epochs: None,
+            val_fraction: None,
+            test_fraction: None,
+            loss: None,
+            seed: None,
+            out: out.into(),
+            start,
+        }
+    }
+}
+
 /// Takes the lock of `out` and removes what killed processes left there;
 /// returns the lock, who left a lock behind (if anyone) and notes.
 fn lock_and_clean(out: &Path, clean: bool) -> Result<(RunLock, Option<String>, Vec<String>)> {
@@ -83,7 +114,7 @@ fn lock_and_clean(out: &Path, clean: bool) -> Result<(RunLock, Option<String>, V
     let mut notes = Vec::new();
     if clean {
         let mut removed = remove_stale_temp_files(out, None, true);
-        for sub in ["latest", "best"] {
+        for sub in names::CHECKPOINTS {
             let dir = out.join(sub);
             removed.extend(remove_stale_temp_files(&dir, None, true));
             removed.extend(checkpoint::remove_unreferenced(&dir));
@@ -99,29 +130,57 @@ fn lock_and_clean(out: &Path, clean: bool) -> Result<(RunLock, Option<String>, V
     }
     if let Some(p) = &previous {
         notes.push(format!(
-            "took over the {LOCK_FILE} left by {p}, which is no longer running"
+            "took over the {} left by {p}, which is no longer running",
+            names::LOCK
         ));
     }
     Ok((lock, previous, notes))
 }
 
-/// What in `out` shows that a run was there.
-fn earlier_run(out: &Path, previous_lock: Option<&str>) -> Vec<String> {
-    let mut found: Vec<String> = ["latest", "best", "metrics.jsonl"]
-        .iter()
-        .filter(|n| out.join(n).exists())
-        .map(|n| {
-            if out.join(n).is_dir() {
-                format!("{n}/")
-            } else {
-                n.to_string()
-            }
-        })
-        .collect();
-    if let Some(p) = previous_lock {
-        found.push(format!("a {LOCK_FILE} left by {p}"));
+/// What in `out` shows that a run was there: the traces, and whether one
+/// of them is a checkpoint (something `--resume` can continue).
+struct Traces {
+    found: Vec<String>,
+    checkpoint: bool,
+}
+
+impl Traces {
+    fn of(out: &Path, previous_lock: Option<&str>) -> Self {
+        let mut found: Vec<String> = [names::LATEST, names::BEST, names::METRICS]
+            .iter()
+            .filter(|n| out.join(n).exists())
+            .map(|n| {
+                if out.join(n).is_dir() {
+                    format!("{n}/")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
+        if let Some(p) = previous_lock {
+            found.push(format!("a {} left by {p}", names::LOCK));
+        }
+        let checkpoint = names::CHECKPOINTS
+            .iter()
+            .any(|sub| out.join(sub).join(checkpoint::META_FILE).is_file());
+        Traces { found, checkpoint }
     }
-    found
+
+    /// The refusal of a fresh start, naming what works.
+    fn refusal(&self, out: &Path) -> Error {
+        let found = self.found.join(", ");
+        Error::input(if self.checkpoint {
+            format!(
+                "{} holds an earlier run ({found}); pass --resume to continue it, --overwrite to start over, or another --out",
+                out.display()
+            )
+        } else {
+            format!(
+                "{} holds what a run killed before its first checkpoint left ({found}), with nothing to resume; pass --overwrite to start over, or another --out",
+                out.display()
+            )
+        })
+    }
 }
 
 impl Run {
@@ -136,35 +195,31 @@ impl Run {
     fn fresh(req: &RunRequest, dev: &Device) -> Result<Self> {
         let overwrite = req.start == Start::Overwrite;
         let (lock, previous, notes) = lock_and_clean(&req.out, overwrite)?;
-        let traces = earlier_run(&req.out, previous.as_deref());
-        if !overwrite && !traces.is_empty() {
-            return Err(Error::input(format!(
-                "{} holds an earlier run ({}); pass --resume to continue it, --overwrite to start over, or another --out",
-                req.out.display(),
-                traces.join(", ")
-            )));
+        let traces = Traces::of(&req.out, previous.as_deref());
+        if !overwrite && !traces.found.is_empty() {
+            return Err(traces.refusal(&req.out));
         }
         if !overwrite {
             // Nothing of a run is there: only stray temporary files can be.
             remove_stale_temp_files(&req.out, None, true);
         }
         let data = load_data(req, req.data.as_ref().unwrap_or(&DataChoice::Bundled))?;
-        let trainer = Trainer::new(
+        let plan = RunPlan::fresh(
             requested_config(req, &data)?,
             &req.runtime,
             &data,
             req.seed.unwrap_or(0),
-            dev,
         )?;
+        let trainer = Trainer::start(plan, &data, dev)?;
         if overwrite {
             // The old run's files must not pass for the new run's.
-            for sub in ["latest", "best"] {
+            for sub in names::CHECKPOINTS {
                 let dir = req.out.join(sub);
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 }
             }
-            let metrics = req.out.join("metrics.jsonl");
+            let metrics = req.out.join(names::METRICS);
             if metrics.exists() {
                 std::fs::remove_file(&metrics).map_err(|e| Error::io(&metrics, e))?;
             }
@@ -175,8 +230,22 @@ impl Run {
     /// The run in OUT, on the data it recorded unless the request names
     /// other data (with the same number of pairs).
     fn resume(req: &RunRequest, dev: &Device) -> Result<Self> {
-        let (lock, _, mut notes) = lock_and_clean(&req.out, true)?;
-        let (ckpt, meta) = newest_checkpoint(&req.out)?;
+        let (lock, previous, mut notes) = lock_and_clean(&req.out, true)?;
+        let Some((ckpt, meta)) = newest_checkpoint(&req.out)? else {
+            let traces = Traces::of(&req.out, previous.as_deref());
+            return Err(Error::input(if traces.found.is_empty() {
+                format!(
+                    "--resume: {} holds no run to resume; drop --resume to start one there",
+                    req.out.display()
+                )
+            } else {
+                format!(
+                    "--resume: {} holds no checkpoint to resume, only what a run killed before its first checkpoint left ({}); pass --overwrite instead of --resume to start over",
+                    req.out.display(),
+                    traces.found.join(", ")
+                )
+            }));
+        };
         let data = match (&req.data, &meta.data) {
             (None, Some(info)) => PairData::from_origin(&info.origin)?,
             (choice, _) => load_data(req, choice.as_ref().unwrap_or(&DataChoice::Bundled))?,
@@ -192,9 +261,16 @@ impl Run {
                 data.origin, info.origin
             ));
         }
-        let mut trainer = Trainer::resume(&ckpt, &data, &req.runtime, dev)?;
+        let (mut plan, replanned) = RunPlan::resumed(&meta, &ckpt, &req.runtime, &data, req.epochs)?;
+        if !req.config.is_default() {
+            // Settings that do not change what the run computes.
+            let wanted = requested_config(req, &data)?.train;
+            plan.config.train.checkpoint_every_steps = wanted.checkpoint_every_steps;
+            plan.config.train.checkpoint_every_seconds = wanted.checkpoint_every_seconds;
+        }
+        let mut trainer = Trainer::continue_from(plan, &ckpt, &meta, &data, dev)?;
         if let Some(before) = &meta.runtime {
-            let changed = before.differences(&trainer.runtime);
+            let changed = before.differences(&trainer.plan.runtime);
             if !changed.is_empty() {
                 notes.push(format!(
                     "executing differently from the session that wrote {}: {} (was vs now); execution settings do not change the run, so it goes on",
@@ -203,21 +279,19 @@ impl Run {
                 ));
             }
         }
-        if ckpt.ends_with("best") {
+        if ckpt.ends_with(names::BEST) {
             notes.push(format!(
                 "{} is newer than latest/ (the last run stopped between writing the two): resuming from it",
                 ckpt.display()
             ));
         }
         notes.extend(reconcile_best(&req.out, &mut trainer)?);
-        if let Some(e) = req.epochs {
-            notes.extend(trainer.extend_epochs(e)?);
-        }
-        if !req.config.is_default() {
-            // Settings that do not change what the run computes.
-            let wanted = requested_config(req, &data)?.train;
-            trainer.cfg.train.checkpoint_every_steps = wanted.checkpoint_every_steps;
-            trainer.cfg.train.checkpoint_every_seconds = wanted.checkpoint_every_seconds;
+        notes.extend(replanned);
+        if !trainer.plan.split.separate_test {
+            notes.push(
+                "this run predates the test split: its held-out rows choose best/ and are also what its closing line reports"
+                    .to_string(),
+            );
         }
         notes.push(format!(
             "resuming {} at step {} (epoch {})",
@@ -229,10 +303,11 @@ impl Run {
     }
 }
 
-/// The newer (by optimizer step) of OUT/latest and OUT/best.
-fn newest_checkpoint(out: &Path) -> Result<(PathBuf, Meta)> {
+/// The newer (by optimizer step) of OUT/latest and OUT/best; None when
+/// neither holds a checkpoint.
+fn newest_checkpoint(out: &Path) -> Result<Option<(PathBuf, Meta)>> {
     let mut found: Option<(PathBuf, Meta)> = None;
-    for sub in ["latest", "best"] {
+    for sub in [names::LATEST, names::BEST] {
         let dir = out.join(sub);
         if !dir.join(checkpoint::META_FILE).is_file() {
             continue;
@@ -243,12 +318,7 @@ fn newest_checkpoint(out: &Path) -> Result<(PathBuf, Meta)> {
             found = Some((dir, meta));
         }
     }
-    found.ok_or_else(|| {
-        Error::input(format!(
-            "--resume: {} holds no checkpoint to resume (no latest/ or best/)",
-            out.display()
-        ))
-    })
+    Ok(found)
 }
 
 /// Refuses a resume request whose flags or config would change the run,
@@ -268,6 +338,13 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
             changed.push(format!("--val-fraction {v} (the run's is {theirs})"));
         }
     }
+    if let Some(v) = req.test_fraction {
+        let theirs = meta.data.as_ref().map_or(Some(run.test_fraction), |d| d.test_fraction);
+        if Some(v) != theirs {
+            let theirs = theirs.map_or("none: it predates the test split".to_string(), |t| t.to_string());
+            changed.push(format!("--test-fraction {v} (the run's is {theirs})"));
+        }
+    }
     if let Some(l) = req.loss
         && l != run.loss
     {
@@ -285,6 +362,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
         // A field a flag already names is not repeated.
         let by_flag = |d: &String| {
             (req.val_fraction.is_some() && d.starts_with("train.val_fraction "))
+                || (req.test_fraction.is_some() && d.starts_with("train.test_fraction "))
                 || (req.loss.is_some() && d.starts_with("train.loss "))
         };
         let source = match (&req.config.file, req.config.preset) {
@@ -300,7 +378,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
         return Ok(());
     }
     Err(Error::input(format!(
-        "--resume: these would change the run in {}: {}; drop them to resume, or start a new run with --overwrite or another --out",
+        "--resume: these would change the run in {}: {}; drop them to resume it as it is, or start a new run with --overwrite or another --out",
         ckpt.display(),
         changed.join("; ")
     )))
@@ -311,7 +389,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
 /// between the two writes, and for run folders of builds that wrote them
 /// the other way round. Returns a note when they disagreed.
 fn reconcile_best(out: &Path, trainer: &mut Trainer) -> Result<Option<String>> {
-    let dir = out.join("best");
+    let dir = out.join(names::BEST);
     let s = &mut trainer.state;
     let before = (s.best_step, s.best_val_loss);
     if !dir.join(checkpoint::META_FILE).is_file() {
@@ -329,10 +407,12 @@ fn reconcile_best(out: &Path, trainer: &mut Trainer) -> Result<Option<String>> {
         let (Some(bs), Some(info)) = (&meta.train, &meta.data) else {
             return Err(foreign());
         };
+        let plan = &trainer.plan;
         let same = bs.seed == s.seed
-            && meta.config.model == trainer.cfg.model
-            && info.n == trainer.data_info.n
-            && info.val_fraction == trainer.data_info.val_fraction;
+            && meta.config.model == plan.config.model
+            && info.n == plan.data.n
+            && info.val_fraction == plan.data.val_fraction
+            && info.test_fraction == plan.data.test_fraction;
         let Some(loss) = bs.best_val_loss.filter(|_| same && bs.step <= s.step) else {
             return Err(foreign());
         };
@@ -366,6 +446,9 @@ fn requested_config(req: &RunRequest, data: &PairData) -> Result<EnergyConfig> {
     }
     if let Some(v) = req.val_fraction {
         cfg.train.val_fraction = v;
+    }
+    if let Some(v) = req.test_fraction {
+        cfg.train.test_fraction = v;
     }
     if let Some(l) = req.loss {
         cfg.train.loss = l;

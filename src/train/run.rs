@@ -25,9 +25,11 @@
 //! resumed step.
 
 use super::data::PairData;
+use super::data::SplitName;
 use super::eval::{self, EvalReport, ModelMetrics};
 use super::lock::RunLock;
 use super::metrics::{MetricsLog, Record, ValidationRecord};
+use super::plan::names;
 use super::trainer::Trainer;
 use crate::error::{Error, Result};
 use burn::tensor::Device;
@@ -100,7 +102,7 @@ impl Run {
 
     /// Optimizer steps this run will take at most with step limit `limit`.
     pub fn planned(&self, limit: Option<usize>) -> usize {
-        limit.unwrap_or(usize::MAX).min(self.trainer.schedule.total)
+        limit.unwrap_or(usize::MAX).min(self.trainer.plan.planned_steps)
     }
 
     /// Trains until the planned steps are done, `limit` optimizer steps
@@ -117,14 +119,14 @@ impl Run {
         std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
         let t = &mut self.trainer;
         let resumed = (t.state.step > 0).then_some(t.state.step);
-        let mut log = MetricsLog::open(&self.out.join("metrics.jsonl"), resumed)?;
+        let mut log = MetricsLog::open(&self.out.join(names::METRICS), resumed)?;
         let limit = self.planned(limit);
         let mut last_val = None;
         let mut validated_at = None;
         let mut saved = (self.trainer.state.step, Instant::now());
         let stop_reason = loop {
             let t = &mut self.trainer;
-            if t.state.step >= t.schedule.total {
+            if t.state.step >= t.plan.planned_steps {
                 break RunStop::Finished;
             }
             if t.state.step >= limit {
@@ -137,7 +139,7 @@ impl Run {
             log.write(&rec)?;
             on_event(Event::Logged(&rec));
             let step = self.trainer.state.step;
-            let ongoing = step < limit.min(self.trainer.schedule.total);
+            let ongoing = step < limit.min(self.trainer.plan.planned_steps);
             if self.trainer.epoch_done() {
                 last_val = Some(self.validate_and_save(true, &mut log, on_event)?);
                 validated_at = Some(step);
@@ -174,7 +176,8 @@ impl Run {
     /// after optimizer step `step`.
     fn validation_due(&self, step: usize) -> bool {
         self.trainer
-            .cfg
+            .plan
+            .config
             .train
             .validate_every_steps
             .is_some_and(|n| step.is_multiple_of(n))
@@ -183,7 +186,7 @@ impl Run {
     /// Whether a periodic checkpoint is due at `step`, the last one having
     /// been written at `saved` (step, time).
     fn checkpoint_due(&self, saved: (usize, Instant), step: usize) -> bool {
-        let t = &self.trainer.cfg.train;
+        let t = &self.trainer.plan.config.train;
         let by_steps = t.checkpoint_every_steps.is_some_and(|n| step - saved.0 >= n);
         let secs = t.checkpoint_every_seconds;
         let by_time = secs > 0.0 && saved.1.elapsed().as_secs_f64() >= secs;
@@ -192,7 +195,7 @@ impl Run {
 
     /// Checkpoints the current state into `latest/`.
     fn save_latest(&self, on_event: &mut dyn FnMut(Event)) -> Result<()> {
-        let latest = self.out.join("latest");
+        let latest = self.out.join(names::LATEST);
         self.trainer.save(&latest)?;
         on_event(Event::Saved {
             dir: &latest,
@@ -243,7 +246,7 @@ impl Run {
         if best {
             // best/ first: latest/ then never names a best model that best/
             // does not hold, whenever the process dies.
-            let dir = self.out.join("best");
+            let dir = self.out.join(names::BEST);
             t.save(&dir)?;
             on_event(Event::Saved { dir: &dir, best: true });
         }
@@ -251,16 +254,11 @@ impl Run {
         Ok(m)
     }
 
-    /// The closing evaluation: the `eval` line of the run's `best/`. When
-    /// `best/` is the model just validated, its metrics are known and only
-    /// the baselines remain to compute.
-    pub fn final_report(&self, summary: &RunSummary, dev: &Device) -> Result<EvalReport> {
-        let t = &self.trainer;
-        match summary.last_val {
-            Some(m) if t.state.best_step == Some(t.state.step) => {
-                eval::with_baselines(m, &self.data, &t.split.train, &t.split.val)
-            }
-            _ => Ok(eval::evaluate_checkpoint(&self.out, Some(&self.data), &t.runtime, dev)?.0),
-        }
+    /// The closing evaluation: the `eval` line of the run's `best/` (chosen
+    /// on the validation split) on the test split, which nothing chose:
+    /// the figure to report.
+    pub fn final_report(&self, dev: &Device) -> Result<EvalReport> {
+        let runtime = &self.trainer.plan.runtime;
+        Ok(eval::evaluate_checkpoint_on(&self.out, Some(&self.data), runtime, dev, SplitName::Test, None)?.0)
     }
 }

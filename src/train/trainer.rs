@@ -18,19 +18,20 @@
 //! same weights as one that never stopped.
 
 use super::adamw::FusedAdamW;
-use super::data::{PairData, Split, epoch_order, mix, stream};
+use super::data::{PairData, epoch_order};
 use super::eval::{self, ModelMetrics};
 use super::grads;
 use super::loss;
 use super::metrics::{StepRecord, peak_rss_mb};
-use super::schedule::Schedule;
-use crate::checkpoint::{self, DataInfo, Meta, TrainState};
+use super::plan::RunPlan;
+use crate::checkpoint::{self, Meta, TrainState};
 use crate::config::resources::{self, Purpose};
 use crate::config::{EnergyConfig, LossKind, Part, RuntimeConfig};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
 use crate::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
+use crate::seeds::{mix, stream};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
@@ -58,14 +59,6 @@ fn optimizer(cfg: &EnergyConfig, kernels: Kernels) -> ModuleOptimizer {
         .with_epsilon(ours.epsilon)
         .with_weight_decay(ours.weight_decay)
         .init()
-}
-
-/// A session's execution settings with the thread count written out, and
-/// the forward's settings they and `cfg` give on `device`.
-fn execution(cfg: &EnergyConfig, runtime: &RuntimeConfig, device: &Device) -> (RuntimeConfig, ForwardSettings) {
-    let runtime = runtime.resolved(rayon::current_num_threads());
-    let settings = ForwardSettings::new(cfg, crate::pool::wanted(&runtime, device));
-    (runtime, settings)
 }
 
 /// The autodiff device of a run.
@@ -99,40 +92,22 @@ fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
     model
 }
 
-/// The schedule of a run: warm-up and cosine decay over epochs x steps per
-/// epoch, or `train.planned_steps` when that is fewer.
-fn schedule_for(cfg: &EnergyConfig, n_train: usize) -> Schedule {
-    let t = &cfg.train;
-    let per_epoch = n_train.div_ceil(t.batch_size).div_ceil(t.accumulate_batches);
-    Schedule {
-        lr: t.learning_rate,
-        warmup: t.warmup_steps,
-        total: (per_epoch * t.epochs).min(t.planned_steps.unwrap_or(usize::MAX)).max(1),
-        min_ratio: t.min_lr_ratio,
-    }
-}
-
 /// A model in training with everything needed to continue it.
 pub struct Trainer {
-    pub cfg: EnergyConfig,
-    /// How this session executes (threads written out): recorded in each
-    /// checkpoint, not part of the run.
-    pub runtime: RuntimeConfig,
-    /// The forward's settings, prepared once from `cfg` and `runtime`.
+    /// The run's plan: config, execution settings, split, epochs, horizon.
+    pub plan: RunPlan,
+    /// The forward's settings, prepared once from the plan.
     settings: ForwardSettings,
     model: EnergyFlowModel,
     optim: ModuleOptimizer,
-    pub schedule: Schedule,
     pub state: TrainState,
-    pub split: Split,
-    pub data_info: DataInfo,
     ws: Workspace,
     device: Device,
 }
 
 impl Trainer {
-    /// A fresh run on `data` (`device` is a plain device; autodiff is
-    /// added), executing as `runtime` says.
+    /// A fresh run of `cfg` on `data` with `seed`, executing as `runtime`
+    /// says (`device` is a plain device; autodiff is added).
     pub fn new(
         cfg: EnergyConfig,
         runtime: &RuntimeConfig,
@@ -140,40 +115,34 @@ impl Trainer {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
-        data.check_fits(&cfg)?;
-        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
-        let split = Split::new(data.len(), cfg.train.val_fraction, seed)?;
-        let schedule = schedule_for(&cfg, split.train.len());
-        let (runtime, settings) = execution(&cfg, runtime, device);
-        let device = autodiff(device, &cfg);
-        let model = prepare(EnergyFlowModel::new(&cfg, runtime.kernels, &device, seed), &cfg);
+        Self::start(RunPlan::fresh(cfg, runtime, data, seed)?, data, device)
+    }
+
+    /// A fresh run as `plan` says, on `data`.
+    pub fn start(plan: RunPlan, data: &PairData, device: &Device) -> Result<Self> {
+        let cfg = &plan.config;
+        data.check_fits(cfg)?;
+        resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
+        let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let device = autodiff(device, cfg);
+        let model = prepare(EnergyFlowModel::new(cfg, plan.runtime.kernels, &device, plan.seed), cfg);
         Ok(Trainer {
-            optim: optimizer(&cfg, runtime.kernels),
-            runtime,
+            optim: optimizer(cfg, plan.runtime.kernels),
             settings,
             model,
-            schedule,
             state: TrainState {
-                seed,
+                seed: plan.seed,
                 step: 0,
                 epoch: 0,
                 batch_in_epoch: 0,
                 skipped: 0,
                 best_val_loss: None,
                 best_step: None,
-                total_steps: schedule.total,
+                total_steps: plan.planned_steps,
                 epoch_loss_sum: 0.0,
                 epoch_loss_count: 0,
             },
-            data_info: DataInfo {
-                origin: data.origin.clone(),
-                n: data.len(),
-                val_fraction: cfg.train.val_fraction,
-                seed,
-            },
-            split,
-            cfg,
+            plan,
             ws: Workspace::default(),
             device,
         })
@@ -185,40 +154,28 @@ impl Trainer {
     /// session that wrote the checkpoint).
     pub fn resume(ckpt: &Path, data: &PairData, runtime: &RuntimeConfig, device: &Device) -> Result<Self> {
         let meta = checkpoint::read_meta(ckpt)?;
-        let (Some(state), Some(info), Some(opt_name)) = (meta.train.clone(), meta.data.clone(), meta.optimizer.clone())
-        else {
+        let (plan, _) = RunPlan::resumed(&meta, ckpt, runtime, data, None)?;
+        Self::continue_from(plan, ckpt, &meta, data, device)
+    }
+
+    /// Continues the run of checkpoint `ckpt` (read as `meta`) as `plan`
+    /// says (`RunPlan::resumed` of the same checkpoint, maybe re-planned).
+    pub fn continue_from(plan: RunPlan, ckpt: &Path, meta: &Meta, data: &PairData, device: &Device) -> Result<Self> {
+        let (Some(state), Some(opt_name)) = (meta.train.clone(), meta.optimizer.clone()) else {
             return Err(Error::input(format!(
                 "{}: not a training checkpoint (no optimizer or training state); it can be used by infer and eval only",
                 ckpt.display()
             )));
         };
-        let cfg = meta.config.clone();
-        data.check_fits(&cfg)?;
-        resources::ensure_fits(&cfg, Purpose::Training, 0.0)?;
-        if info.n != data.len() {
-            return Err(Error::input(format!(
-                "{}: {} pairs, but the checkpoint was trained on {} pairs of {}; resume on the same data",
-                data.origin,
-                data.len(),
-                info.n,
-                info.origin
-            )));
-        }
-        let split = Split::new(data.len(), info.val_fraction, info.seed)?;
-        let per_epoch = split.train.len().div_ceil(cfg.train.batch_size);
-        if state.batch_in_epoch > per_epoch {
-            return Err(Error::input(format!(
-                "{}: field `train.batch_in_epoch` = {} is past the {per_epoch} batches of an epoch",
-                ckpt.join(checkpoint::META_FILE).display(),
-                state.batch_in_epoch
-            )));
-        }
-        let (runtime, settings) = execution(&cfg, runtime, device);
-        let device = autodiff(device, &cfg);
-        let model = prepare(checkpoint::model_from(ckpt, &meta, runtime.kernels, &device)?, &cfg);
+        let cfg = &plan.config;
+        data.check_fits(cfg)?;
+        resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
+        let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let device = autodiff(device, cfg);
+        let model = prepare(checkpoint::model_from(ckpt, meta, plan.runtime.kernels, &device)?, cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
         checkpoint::check_optimizer(&model, &bytes, &ckpt.join(&opt_name), state.step - state.skipped)?;
-        let optim = optimizer(&cfg, runtime.kernels)
+        let optim = optimizer(cfg, plan.runtime.kernels)
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| {
                 Error::input(format!(
@@ -226,46 +183,19 @@ impl Trainer {
                     ckpt.join(&opt_name).display()
                 ))
             })?;
-        let mut schedule = schedule_for(&cfg, split.train.len());
-        schedule.total = state.total_steps;
+        let state = TrainState {
+            total_steps: plan.planned_steps,
+            ..state
+        };
         Ok(Trainer {
-            cfg,
-            runtime,
+            plan,
             settings,
             model,
             optim,
-            schedule,
             state,
-            split,
-            data_info: info,
             ws: Workspace::default(),
             device,
         })
-    }
-
-    /// Re-plans a resumed run for `epochs` epochs in total (and no step
-    /// budget): the schedule's horizon moves, so steps from here on see a
-    /// different rate than the original plan would have given them.
-    /// Returns a note saying so when the plan changed.
-    pub fn extend_epochs(&mut self, epochs: usize) -> Result<Option<String>> {
-        if epochs == self.cfg.train.epochs && self.cfg.train.planned_steps.is_none() {
-            return Ok(None);
-        }
-        let mut cfg = self.cfg.clone();
-        cfg.train.epochs = epochs;
-        cfg.train.planned_steps = None;
-        cfg.validate()?;
-        let before = self.schedule.total;
-        self.schedule = schedule_for(&cfg, self.split.train.len());
-        self.state.total_steps = self.schedule.total;
-        self.cfg = cfg;
-        Ok((before != self.schedule.total).then(|| {
-            format!(
-                "--epochs {epochs}: the run now plans {} steps instead of {before}; the learning rate from step {} on follows the new plan",
-                self.schedule.total,
-                self.state.step + 1
-            )
-        }))
     }
 
     /// The forward's settings of this run (prepared once at its start).
@@ -278,23 +208,18 @@ impl Trainer {
         &self.model
     }
 
-    /// Batches per epoch.
-    fn batches_per_epoch(&self) -> usize {
-        self.split.train.len().div_ceil(self.cfg.train.batch_size)
-    }
-
     /// True when the current epoch's batches are all used.
     pub fn epoch_done(&self) -> bool {
-        self.state.batch_in_epoch >= self.batches_per_epoch()
+        self.state.batch_in_epoch >= self.plan.batches_per_epoch
     }
 
     /// The batches of the next optimizer step (row indices).
     fn next_batches(&self) -> Vec<Vec<usize>> {
-        let order = epoch_order(&self.split.train, self.state.seed, self.state.epoch);
-        let b = self.cfg.train.batch_size;
-        let per_epoch = self.batches_per_epoch();
+        let order = epoch_order(&self.plan.split.train, self.state.seed, self.state.epoch);
+        let t = &self.plan.config.train;
+        let b = t.batch_size;
         let first = self.state.batch_in_epoch;
-        let last = (first + self.cfg.train.accumulate_batches).min(per_epoch);
+        let last = (first + t.accumulate_batches).min(self.plan.batches_per_epoch);
         (first..last)
             .map(|j| order[j * b..((j + 1) * b).min(order.len())].to_vec())
             .collect()
@@ -312,8 +237,9 @@ impl Trainer {
         let t_step = Instant::now();
         let batches = self.next_batches();
         let rows: usize = batches.iter().map(Vec::len).sum();
-        let lr = self.schedule.lr_at(self.state.step);
-        let scale = self.cfg.flow.displacement_scale_at(self.state.step);
+        let cfg = &self.plan.config;
+        let lr = self.plan.schedule().lr_at(self.state.step);
+        let scale = cfg.flow.displacement_scale_at(self.state.step);
         let mut rec = StepRecord {
             step: self.state.step + 1,
             epoch: self.state.epoch,
@@ -322,10 +248,10 @@ impl Trainer {
             ..StepRecord::default()
         };
         let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
-        let per_pass = self.cfg.train.samples_per_pass.unwrap_or(self.cfg.train.batch_size);
+        let per_pass = cfg.train.samples_per_pass.unwrap_or(cfg.train.batch_size);
         let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(per_pass)).collect();
         // Room for any number of passes per step in the noise-seed counter.
-        let per_step = (self.cfg.train.accumulate_batches * self.cfg.train.batch_size) as u64;
+        let per_step = (cfg.train.accumulate_batches * cfg.train.batch_size) as u64;
         for (j, idx) in passes.into_iter().enumerate() {
             let t0 = Instant::now();
             let (x, y) = data.gather(idx);
@@ -342,9 +268,9 @@ impl Trainer {
                 ),
                 lesion: None,
             };
-            let pass = self.settings.for_pass(b, self.cfg.train.batch_size);
+            let pass = self.settings.for_pass(b, cfg.train.batch_size);
             let out = self.model.forward(x, &pass, &mut self.ws, &opts)?;
-            let parts = loss::objective(&self.cfg, &self.model.input_mapper, out.output, out.surface, y);
+            let parts = loss::objective(cfg, &self.model.input_mapper, out.output, out.surface, y);
             let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
             rec.loss += l * share;
@@ -363,7 +289,7 @@ impl Trainer {
         let t_opt = Instant::now();
         let mut g = acc.grads();
         let (norm, [mapper, neuron, carrier, collector]) = grads::module_norms(&self.model, &g)?;
-        grads::clip_global(&self.model, &mut g, norm, self.cfg.train.grad_clip);
+        grads::clip_global(&self.model, &mut g, norm, self.plan.config.train.grad_clip);
         rec.grad_norm = norm;
         rec.grad_norm_mapper = mapper;
         rec.grad_norm_neuron = neuron;
@@ -397,7 +323,8 @@ impl Trainer {
 
     /// Metrics on the held-out split (inference mode).
     pub fn validate(&self, data: &PairData) -> Result<ModelMetrics> {
-        eval::evaluate(&self.model.valid(), &self.cfg, &self.settings, data, &self.split.val)
+        let p = &self.plan;
+        eval::evaluate(&self.model.valid(), &p.config, &self.settings, data, &p.split.val)
     }
 
     /// Writes a checkpoint of the current state into `dir`.
@@ -408,12 +335,12 @@ impl Trainer {
             .map_err(|e| Error::Internal(format!("saving the optimizer: {e}")))?;
         let meta = Meta {
             format: checkpoint::FORMAT,
-            config: self.cfg.clone(),
+            config: self.plan.config.clone(),
             weights: String::new(),
             optimizer: None,
             train: Some(self.state.clone()),
-            data: Some(self.data_info.clone()),
-            runtime: Some(self.runtime.clone()),
+            data: Some(self.plan.data.clone()),
+            runtime: Some(self.plan.runtime.clone()),
         };
         checkpoint::save(dir, &self.model, Some(&optim), meta)
     }

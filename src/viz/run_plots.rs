@@ -39,7 +39,7 @@ pub fn default_dir(run: &Path) -> PathBuf {
 /// The step and validation records of a run folder, refused when the
 /// folder has no metrics or no step yet.
 pub fn run_records(run: &Path) -> Result<(Vec<StepRecord>, Vec<ValidationRecord>)> {
-    let path = run.join("metrics.jsonl");
+    let path = run.join(crate::train::plan::names::METRICS);
     // Not is_file: a pipe is read as every input is (`io::read_file`).
     if !path.exists() {
         return Err(Error::input(format!(
@@ -71,10 +71,10 @@ fn run_baselines(meta: &Result<Meta>) -> std::result::Result<(Baselines, String)
         .map_err(|e| format!("no baselines: no checkpoint to find the run's data ({e})"))?;
     let why = |e: Error| format!("no baselines: {e}");
     let data = eval::recorded_data(meta).map_err(why)?;
-    let (split, note) = eval::run_split(meta, &data).map_err(why)?;
+    let (split, note) = crate::train::plan::checkpoint_split(meta, &data).map_err(why)?;
     let b = eval::baselines(&data, &split.train, &split.val).map_err(why)?;
     let how = format!(
-        "Baselines recomputed as `eval` computes them on the held-out split ({} of {} pairs of {}): \
+        "Baselines recomputed as `eval --split validation` computes them on the validation split the curves are measured on ({} of {} pairs of {}): \
          identity predicts the input itself, linear is ridge regression fitted on the {} training pairs.{}",
         split.val.len(),
         data.len(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A model small enough for a training step in milliseconds (for `--config`).
-pub const TINY: &str = "[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
+pub const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
 [train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\n";
