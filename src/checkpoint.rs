@@ -310,12 +310,28 @@ pub fn read_part(ckpt: &Path, name: &str) -> Result<Vec<u8>> {
     crate::io::read_file(&path)
 }
 
+/// How often a reader starts over when a checkpoint changed under it.
+const READ_ATTEMPTS: usize = 100;
+
 /// Loads a model and its metadata from a checkpoint (or run) folder; the
 /// model runs on `kernels` (an execution choice of the caller's).
+///
+/// Safe beside a `train` writing the folder: the weights read are those
+/// the `checkpoint.json` read names (a file name carries its step and is
+/// never rewritten with other contents), and when the writer committed a
+/// newer checkpoint and removed those weights between the two reads, the
+/// read starts over from the new `checkpoint.json`.
 pub fn load_model(dir: &Path, kernels: Kernels, device: &Device) -> Result<(EnergyFlowModel, Meta)> {
-    let ckpt = resolve(dir)?;
-    let meta = read_meta(&ckpt)?;
-    Ok((model_from(&ckpt, &meta, kernels, device)?, meta))
+    let mut attempt = 0;
+    loop {
+        let ckpt = resolve(dir)?;
+        let meta = read_meta(&ckpt)?;
+        match model_from(&ckpt, &meta, kernels, device) {
+            Ok(model) => return Ok((model, meta)),
+            Err(e) if e.is_not_found() && attempt + 1 < READ_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The model of checkpoint folder `ckpt` (described by `meta`) on

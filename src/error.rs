@@ -75,6 +75,16 @@ impl Error {
         }
     }
 
+    /// True for an I/O error on a file that is not there (any more): what a
+    /// reader sees when a writer replaced or removed it meanwhile.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            Error::Detailed { error, .. } => error.is_not_found(),
+            _ => false,
+        }
+    }
+
     /// True when the user's input caused the error (CLI exit code 2;
     /// otherwise 70).
     pub fn is_user(&self) -> bool {

@@ -67,8 +67,13 @@ pub fn run(args: &InferArgs) -> Result<()> {
             cfg.model.input_embedding_dim
         )));
     }
-    let model = match &ckpt {
-        Some(dir) => checkpoint::load_model(dir, runtime.kernels, &dev)?.0,
+    // With a checkpoint, the config used is the one its weights came with
+    // (a running train may have committed a newer checkpoint meanwhile).
+    let (model, cfg) = match &ckpt {
+        Some(dir) => {
+            let (model, meta) = checkpoint::load_model(dir, runtime.kernels, &dev)?;
+            (model, meta.config)
+        }
         None => {
             resources::ensure_fits(&cfg, Purpose::Inference, 0.0)?;
             eprintln!(
@@ -79,7 +84,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
                     (None, p) => format!("preset {}", p.unwrap_or_default().name()),
                 }
             );
-            EnergyFlowModel::new(&cfg, runtime.kernels, &dev, args.seed)
+            (EnergyFlowModel::new(&cfg, runtime.kernels, &dev, args.seed), cfg)
         }
     };
     let settings = ForwardSettings::new(&cfg, energyflow::pool::wanted(&runtime, &dev));

@@ -221,10 +221,16 @@ impl MetricsLog {
 }
 
 /// Reads the records of a `metrics.jsonl` file; a line that is not a record
-/// is refused naming the file and the line number.
+/// is refused naming the file and the line number. A last line without its
+/// newline is a record a running `train` is still appending: left out.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
     let text = crate::io::read_text(path)?;
-    text.lines()
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    whole
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {

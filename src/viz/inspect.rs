@@ -333,11 +333,12 @@ pub fn inspect(req: &InspectRequest, runtime: &RuntimeConfig, dev: &Device) -> R
         return Err(Error::input("--rows: no row to inspect"));
     }
     let ckpt = checkpoint::resolve(&req.checkpoint)?;
-    let meta = checkpoint::read_meta(&ckpt)?;
+    // The weights with the checkpoint.json that names them, also beside a
+    // running train.
+    let (model, meta) = checkpoint::load_model(&ckpt, runtime.kernels, dev)?;
     let cfg = &meta.config;
     let mut notes = Vec::new();
     let (input, target) = read_rows(&req.input, cfg, &req.rows, &mut notes)?;
-    let model = checkpoint::model_from(&ckpt, &meta, runtime.kernels, dev)?;
     let settings = ForwardSettings::new(cfg, crate::pool::wanted(runtime, dev));
     std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
     let mut report = InspectReport {
