@@ -240,14 +240,18 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
 /// Reads and checks `checkpoint.json` of the checkpoint folder `ckpt`.
 pub fn read_meta(ckpt: &Path) -> Result<Meta> {
     let path = ckpt.join(META_FILE);
-    let text = crate::io::read_text(&path)?;
+    parse_meta(&crate::io::read_text(&path)?, &path)
+}
+
+/// Parses and checks the text of a `checkpoint.json` read from `path`.
+pub fn parse_meta(text: &str, path: &Path) -> Result<Meta> {
     let invalid = |e: serde_json::Error| Error::input(format!("{}: not a valid checkpoint file ({e})", path.display()));
     // The version first: another format's fields would not parse.
     #[derive(Deserialize)]
     struct Version {
         format: u32,
     }
-    let version: Version = serde_json::from_str(&text).map_err(invalid)?;
+    let version: Version = serde_json::from_str(text).map_err(invalid)?;
     if version.format != FORMAT {
         return Err(Error::input(format!(
             "{}: checkpoint format {} is not supported (this build reads format {FORMAT}; retrain with this build)",
@@ -255,7 +259,7 @@ pub fn read_meta(ckpt: &Path) -> Result<Meta> {
             version.format
         )));
     }
-    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(invalid)?;
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
     migrate_runtime(&mut value);
     let meta: Meta = serde_json::from_value(value).map_err(invalid)?;
     meta.config

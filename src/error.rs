@@ -41,17 +41,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A user-input error with the given one-line message.
+    /// A user-input error with the given one-line message (control
+    /// characters it quotes from the input, a newline in a key say, are
+    /// escaped, so it stays one line).
     pub fn input(msg: impl Into<String>) -> Self {
-        Error::Input(msg.into())
+        Error::Input(escape_controls(msg.into()))
     }
 
-    /// A config error naming the field, its value and why it is refused.
+    /// A config error naming the field, its value and why it is refused
+    /// (one line, as [`Error::input`]).
     pub fn config(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
         Error::Config {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: reason.into(),
+            field: escape_controls(field.to_string()),
+            value: escape_controls(value.to_string()),
+            reason: escape_controls(reason.into()),
         }
     }
 
@@ -124,9 +127,35 @@ pub fn one_line(s: &str) -> String {
     }
 }
 
+/// `s` with its control characters written as escapes (`\n`, `\t`,
+/// `\u{1b}`): text quoted from an input cannot break a message's line.
+fn escape_controls(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{Error, one_line};
+
+    #[test]
+    fn quoted_control_characters_keep_a_message_on_one_line() {
+        let e = Error::input("unknown field `a\nb\tc`");
+        assert_eq!(e.to_string(), "unknown field `a\\nb\\tc`");
+        let e = Error::config("model.x\ny", "1\r", "no");
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        assert_eq!(Error::input("plain é").to_string(), "plain é");
+    }
 
     #[test]
     fn one_line_keeps_the_first_and_the_last_line() {
