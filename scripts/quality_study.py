@@ -59,7 +59,13 @@ def run_one(binary, config, seed, out_dir):
     wall = time.time() - t
     if p.returncode != 0:
         return {"config": name, "seed": seed, "error": p.stderr.strip().splitlines()[-1:]}
-    report = json.loads(p.stdout.strip().splitlines()[-1])
+    # The study chooses on the validation split (which also chose best/),
+    # never on the test split that the run's closing line reports.
+    e = subprocess.run([binary, "eval", "--checkpoint", run_dir, "--split", "validation", "--json"],
+                       capture_output=True, text=True)
+    if e.returncode != 0:
+        return {"config": name, "seed": seed, "error": e.stderr.strip().splitlines()[-1:]}
+    report = json.loads(e.stdout.strip().splitlines()[-1])
     steps = sum(1 for line in open(os.path.join(run_dir, "metrics.jsonl")) if '"kind":"step"' in line)
     return {
         "config": name,
@@ -72,6 +78,8 @@ def run_one(binary, config, seed, out_dir):
         "loss": round(report["loss"], 4),
         "identity_cosine": round(report["identity_cosine"], 4) if report["identity_cosine"] is not None else None,
         "linear_cosine": round(report["linear_cosine"], 4),
+        "split": report.get("split", "held-out"),
+        **{k: round(report[k], 4) for k in ("mlp_cosine", "residual_mlp_cosine") if report.get(k) is not None},
         "curve": curve(run_dir),
     }
 

@@ -32,6 +32,8 @@ pub mod stream {
     pub const NOISE: u64 = 6;
     /// A forward's lesion permutations (from the forward's seed).
     pub const LESION: u64 = 7;
+    /// The learned baselines' weights and epoch orders (`train::baselines`).
+    pub const BASELINE: u64 = 8;
 }
 
 #[cfg(test)]
@@ -40,7 +42,7 @@ mod tests {
 
     #[test]
     fn streams_and_counters_give_distinct_seeds() {
-        let mut all: Vec<u64> = (1..=7).flat_map(|what| (0..4).map(move |n| mix(42, what, n))).collect();
+        let mut all: Vec<u64> = (1..=8).flat_map(|what| (0..4).map(move |n| mix(42, what, n))).collect();
         let len = all.len();
         all.sort_unstable();
         all.dedup();

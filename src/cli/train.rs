@@ -120,6 +120,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     bar.set_position(run.trainer.state.step as u64);
     let mut val_cos = f64::NAN;
+    let mut beat = f64::NAN;
+    let kept_in = run.out.join(energyflow::train::baselines::FILE);
     let mut on_event = |e: Event| match e {
         Event::Logged(Record::Step(r)) => {
             bar.set_position(r.step as u64);
@@ -129,8 +131,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 String::new()
             };
             bar.set_message(format!(
-                "loss {:.4} cos {:.3} val_cos {:.3} {:.1} samples/s{skipped}",
-                r.loss, r.cosine, val_cos, r.samples_per_s
+                "loss {:.4} cos {:.3} val_cos {:.3} (res-MLP {:.3}) {:.1} samples/s{skipped}",
+                r.loss, r.cosine, val_cos, beat, r.samples_per_s
             ));
         }
         Event::Logged(Record::Validation(r)) => {
@@ -147,6 +149,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
         Event::Saved { .. } => {}
+        Event::Baselines(b) => {
+            let (mlp, residual) = b.cosines(false);
+            let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+            let secs = b.mlp.seconds + b.residual_mlp.as_ref().map_or(0.0, |r| r.seconds);
+            beat = residual.or(mlp).unwrap_or(f64::NAN);
+            bar.println(format!(
+                "learned baselines on the validation split: MLP {}, residual MLP {} (fitted in {secs:.0} s; kept in {})",
+                show(mlp),
+                show(residual),
+                kept_in.display()
+            ));
+        }
     };
     // First signal: finish the step, checkpoint, validate, end (exit code
     // 130); a second, or one after the loop: exit at once (`signals`).

@@ -112,6 +112,28 @@ pub struct ModelConfig {
     /// `mapper_layer_norm` in checkpoints before [runtime] existed.)
     #[serde(default = "yes", alias = "mapper_layer_norm")]
     pub mapper_collector_layer_norm: bool,
+    /// A linear map beside each of the two MLPs: the mapper computes
+    /// `MLP(x) + L_in x` (E_in -> S) and the collector `MLP(v) + L_out v`
+    /// (S -> E_out). Default false (MODEL.md's readout); docs/QUALITY.md
+    /// measures it.
+    #[serde(default)]
+    pub linear_path: bool,
+    /// How the linear paths start: "random" (PyTorch's Linear default) or
+    /// "identity" (`L_in = Q`, `L_out = Q^T` for a random Q with orthonormal
+    /// columns, the MLPs' last layers and the positional table at zero: at
+    /// initialisation mapper-then-collector is the identity when S >= E, a
+    /// rank-S projection when S < E).
+    #[serde(default)]
+    pub linear_path_init: LinearPathInit,
+}
+
+/// `model.linear_path_init`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinearPathInit {
+    #[default]
+    Random,
+    Identity,
 }
 
 impl ModelConfig {
@@ -124,6 +146,18 @@ impl ModelConfig {
     pub fn mapper_hidden_dim(&self) -> usize {
         self.mapper_hidden
             .unwrap_or_else(|| (self.input_embedding_dim / 2).max(2 * self.surface_cells()))
+    }
+
+    /// What a run of this model should be told at its start, one line
+    /// each: allowed choices that do not do what their name suggests.
+    pub fn notes(&self) -> Vec<String> {
+        let (s, e) = (self.surface_cells(), self.input_embedding_dim);
+        if self.linear_path && self.linear_path_init == LinearPathInit::Identity && s < e {
+            return vec![format!(
+                "model.linear_path_init = \"identity\" with {s} surface cells < {e} embedding components: the readout starts as a rank-{s} projection, not the identity"
+            )];
+        }
+        Vec::new()
     }
 
     /// The same model with every derived width written out.
@@ -196,6 +230,13 @@ pub struct FlowConfig {
     /// nothing of the input to the surface.
     #[serde(default)]
     pub energy_residual: bool,
+    /// The propagation replaced by a pass-through: the mapped energies are
+    /// the surface, and no flow starts (the neuron and the carrier are
+    /// unused). Default false; for measuring what the lattice adds
+    /// (docs/QUALITY.md; `eval --lesion passthrough` does the same to any
+    /// checkpoint).
+    #[serde(default)]
+    pub pass_through: bool,
 }
 
 impl FlowConfig {

@@ -3,7 +3,7 @@
 //! study (docs/QUALITY.md) chose for the main job: named starting points
 //! that a TOML file overrides field by field.
 
-use super::{EnergyConfig, FlowConfig, ModelConfig, TrainConfig};
+use super::{EnergyConfig, FlowConfig, LinearPathInit, ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,8 @@ impl EnergyConfig {
             carrier_hidden_dim: 256,
             carrier_layers: 2,
             mapper_collector_layer_norm: true,
+            linear_path: false,
+            linear_path_init: LinearPathInit::Random,
         };
         let flow = FlowConfig {
             lattice_depth: 10,
@@ -86,6 +88,7 @@ impl EnergyConfig {
             convergence_min_steps: 3,
             convergence_patience: 5,
             energy_residual: false,
+            pass_through: false,
         };
         let train = TrainConfig::default();
         match p {

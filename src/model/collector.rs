@@ -23,6 +23,8 @@ pub struct OutputCollector {
     pub fc2: Linear,
     pub ln2: Option<LayerNorm>,
     pub fc3: Linear,
+    /// `L_out` of `model.linear_path` (S -> E_out); None without it.
+    pub linear: Option<Linear>,
     /// Which kernels the products and GELUs run on (fixed at `new`).
     #[module(skip)]
     pub kernels: Kernels,
@@ -42,6 +44,7 @@ impl OutputCollector {
             fc2: init.linear(2 * s, i, WeightInit::Default),
             ln2: optional_norm(cfg.mapper_collector_layer_norm, i, device),
             fc3: init.linear(i, cfg.output_embedding_dim, WeightInit::Default),
+            linear: None,
             kernels,
         }
     }
@@ -51,12 +54,16 @@ impl OutputCollector {
     pub fn forward(&self, surface: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
         let k = self.kernels;
         let [h, w] = self.position_weights.dims();
-        let x = surface * self.position_weights.val().reshape([1, h * w]);
+        let x = surface.clone() * self.position_weights.val().reshape([1, h * w]);
         let x = normed(&self.ln1, k.gelu(k.linear(&self.fc1, x)));
         let x = dropout(x, 0.05, masks.as_deref_mut());
         let x = normed(&self.ln2, k.gelu(k.linear(&self.fc2, x)));
         let x = dropout(x, 0.1, masks);
-        k.linear(&self.fc3, x)
+        let y = k.linear(&self.fc3, x);
+        match &self.linear {
+            Some(l) => y + k.linear(l, surface),
+            None => y,
+        }
     }
 }
 

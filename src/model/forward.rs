@@ -174,6 +174,20 @@ impl EnergyFlowModel {
         // 1. Map, and start B*S flows.
         let energies = self.input_mapper.forward(input, masks.as_mut());
         let energies = lesion::on_energies(energies, opts.lesion, opts.noise_seed);
+        if cfg.flow.pass_through || opts.lesion == Some(Lesion::Passthrough) {
+            let t1 = Instant::now();
+            let output = self.collector.forward(energies.clone(), masks.as_mut());
+            return Ok(ForwardOutput {
+                output,
+                surface: energies,
+                stats: FlowStats::default(),
+                timings: ForwardTimings {
+                    map: t1 - t0,
+                    readout: t1.elapsed(),
+                    ..ForwardTimings::default()
+                },
+            });
+        }
         let (act, mut stats) = start_flows(
             cfg,
             energies,

@@ -75,7 +75,7 @@ impl Init {
     /// A [rows, cols] matrix with orthonormal rows or columns (whichever
     /// are fewer), as PyTorch's `orthogonal_`: QR of a Gaussian matrix by
     /// modified Gram-Schmidt in f64, signs fixed so the draw is uniform.
-    fn orthogonal_vec(&mut self, rows: usize, cols: usize) -> Vec<f32> {
+    pub fn orthogonal_vec(&mut self, rows: usize, cols: usize) -> Vec<f32> {
         let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
         let q = random_orthonormal(m, n, &mut self.rng);
         let mut out = vec![0.0f32; rows * cols];

@@ -8,7 +8,10 @@
 //!   the right values at the wrong places);
 //! - `shuffle-samples`: each sample's surface is replaced by another
 //!   sample's of the same batch (the output no longer depends on its own
-//!   input: what is left is the targets' common direction).
+//!   input: what is left is the targets' common direction);
+//! - `passthrough`: the propagation replaced by a pass-through (the mapped
+//!   energies are the surface; `flow.pass_through` trains a model so),
+//!   same weights otherwise: what the lattice adds.
 //!
 //! Not for training: the trainer never sets a lesion. The permutations are
 //! drawn from a seeded generator, so a lesioned evaluation is deterministic.
@@ -29,6 +32,8 @@ pub enum Lesion {
     ShuffleCells,
     /// Give each sample the surface of another sample of its batch.
     ShuffleSamples,
+    /// The mapped energies straight to the readout, no flow started.
+    Passthrough,
 }
 
 /// The mapped energies [B, S] after the lesion (unchanged unless it is

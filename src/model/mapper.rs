@@ -7,6 +7,10 @@
 //! scalars, init 1 and 0), viewed as [H, W], plus a learned positional table
 //! [H, W] ~ N(0, 0.02^2). Unlike the reference, this is a registered module:
 //! it is trained and saved with everything else (MODEL.md s.7).
+//!
+//! With `model.linear_path`, a Linear(E_in, S) of the input is added to all
+//! that (`model::linear_paths` draws it, and with the identity init zeroes
+//! the tanh branch and the positional table).
 
 use super::layers::{DropoutMasks, Init, WeightInit, dropout, normed, optional_norm};
 use crate::config::ModelConfig;
@@ -29,6 +33,8 @@ pub struct InputMapper {
     pub scale: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
     pub positional: Param<Tensor<2>>,
+    /// `L_in` of `model.linear_path` (E_in -> S); None without it.
+    pub linear: Option<Linear>,
     /// Which kernels the products and GELUs run on (fixed at `new`).
     #[module(skip)]
     pub kernels: Kernels,
@@ -50,22 +56,27 @@ impl InputMapper {
             scale: init.constant([1], 1.0),
             bias: init.constant([1], 0.0),
             positional: init.normal([h, w], 0.02),
+            linear: None,
             kernels,
         }
     }
 
     /// [B, E_in] -> [B, S] (row-major cells, cell = iy * W + ix).
     /// `masks`: Some in training (dropout on), None in inference.
-    pub fn forward(&self, x: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
+    pub fn forward(&self, input: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
         let k = self.kernels;
-        let x = normed(&self.ln1, k.gelu(k.linear(&self.fc1, x)));
+        let x = normed(&self.ln1, k.gelu(k.linear(&self.fc1, input.clone())));
         let x = dropout(x, 0.1, masks.as_deref_mut());
         let x = normed(&self.ln2, k.gelu(k.linear(&self.fc2, x)));
         let x = dropout(x, 0.05, masks);
-        let x = k.linear(&self.fc3, x).tanh();
-        let x = x * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
+        let y = k.linear(&self.fc3, x).tanh();
+        let y = y * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();
         let [h, w] = self.positional.dims();
-        x + self.positional.val().reshape([1, h * w])
+        let y = y + self.positional.val().reshape([1, h * w]);
+        match &self.linear {
+            Some(l) => y + k.linear(l, input),
+            None => y,
+        }
     }
 }
 

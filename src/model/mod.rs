@@ -27,13 +27,14 @@ pub use forward::{ForwardOptions, ForwardOutput, ForwardSettings, ForwardTimings
 pub use infer::infer_batches;
 pub use lesion::Lesion;
 
-use crate::config::EnergyConfig;
+use crate::config::{EnergyConfig, LinearPathInit, ModelConfig};
 use crate::kernels::Kernels;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use carrier::{EnergyCarrier, StepSettings};
 use collector::OutputCollector;
-use layers::Init;
+use burn::nn::Linear;
+use layers::{Init, WeightInit};
 use mapper::InputMapper;
 use neuron::SimpleNeuron;
 
@@ -72,13 +73,58 @@ impl EnergyFlowModel {
     pub fn new(cfg: &EnergyConfig, kernels: Kernels, device: &Device, seed: u64) -> Self {
         let m = &cfg.model;
         let mut init = Init::new(crate::seeds::mix(seed, crate::seeds::stream::WEIGHTS, 0), device);
-        let model = EnergyFlowModel {
+        let mut model = EnergyFlowModel {
             input_mapper: InputMapper::new(m, kernels, &mut init, device),
             neuron: SimpleNeuron::new(m, kernels, &mut init, device),
             carrier: EnergyCarrier::new(m, StepSettings::new(&cfg.flow, kernels), &mut init, device),
             collector: OutputCollector::new(m, kernels, &mut init, device),
             kernels,
         };
+        // Drawn after everything else, so that a model without the paths
+        // has the weights it had before they existed.
+        if m.linear_path {
+            linear_paths(m, &mut model.input_mapper, &mut model.collector, &mut init);
+        }
         model.map(&mut StableIds(0))
     }
+}
+
+/// `model.linear_path`: `L_in` beside the mapper's MLP and `L_out` beside
+/// the collector's. Random: PyTorch's Linear default. Identity: `L_in = Q`,
+/// `L_out = Q^T` (Q: S x E, orthonormal columns when S >= E, rows when
+/// S < E; zero biases), with the mapper's last layer, its bias scalar and
+/// positional table and the collector's last layer at zero, so that the
+/// two MLP branches start at 0 and mapper-then-collector is `Q^T Q`: the
+/// identity, or a rank-S projection.
+fn linear_paths(m: &ModelConfig, mapper: &mut InputMapper, collector: &mut OutputCollector, init: &mut Init) {
+    let (s, e_in, e_out) = (m.surface_cells(), m.input_embedding_dim, m.output_embedding_dim);
+    match m.linear_path_init {
+        LinearPathInit::Random => {
+            mapper.linear = Some(init.linear(e_in, s, WeightInit::Default));
+            collector.linear = Some(init.linear(s, e_out, WeightInit::Default));
+        }
+        LinearPathInit::Identity => {
+            // validate() guarantees e_in == e_out here.
+            let q = init.orthogonal_vec(s, e_in);
+            let mut qt = vec![0.0; q.len()];
+            for r in 0..s {
+                for c in 0..e_in {
+                    qt[c * s + r] = q[r * e_in + c];
+                }
+            }
+            mapper.linear = Some(init.linear_from(qt, vec![0.0; s], e_in));
+            collector.linear = Some(init.linear_from(q, vec![0.0; e_out], s));
+            let [h, w] = mapper.positional.dims();
+            mapper.positional = init.constant([h, w], 0.0);
+            mapper.bias = init.constant([1], 0.0);
+            mapper.fc3 = zero_linear(&mapper.fc3, init);
+            collector.fc3 = zero_linear(&collector.fc3, init);
+        }
+    }
+}
+
+/// A Linear of `like`'s shape with zero weight and bias.
+fn zero_linear(like: &Linear, init: &mut Init) -> Linear {
+    let [d_in, d_out] = like.weight.dims();
+    init.linear_from(vec![0.0; d_in * d_out], vec![0.0; d_out], d_in)
 }

@@ -14,6 +14,7 @@
 //! offers a linear solve, and a linear-algebra crate would cost more build
 //! time than these forty lines.
 
+use super::baselines;
 use super::data::PairData;
 use super::data::{Split, SplitName};
 use super::loss;
@@ -276,6 +277,11 @@ pub struct EvalReport {
     pub identity_cosine: Option<f64>,
     /// Ridge regression fitted on the training split.
     pub linear_cosine: f64,
+    /// The MLP and residual MLP of `train::baselines` (trained on the
+    /// training split, stopped on the validation split); null where not
+    /// fitted (a model outside a training run, or widths that differ).
+    pub mlp_cosine: Option<f64>,
+    pub residual_mlp_cosine: Option<f64>,
 }
 
 /// Evaluates `model` (with `lesion`, if any) on split `which` of `split`
@@ -332,6 +338,8 @@ pub fn with_baselines(
         cosine: m.cosine,
         identity_cosine: b.identity_cosine,
         linear_cosine: b.linear_cosine,
+        mlp_cosine: None,
+        residual_mlp_cosine: None,
     };
     // JSON has no NaN: a report would print null. Say why instead.
     let figures = [
@@ -400,7 +408,34 @@ pub fn evaluate_checkpoint_on(
     let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
     let mut r = report(&model, &meta.config, &settings, data, &split, which, lesion)?;
     r.step = meta.train.as_ref().map(|t| t.step);
+    if let Some(t) = &meta.train {
+        let learned = learned_baselines(dir, data, &split, t.seed, &meta.config.train, dev)?;
+        (r.mlp_cosine, r.residual_mlp_cosine) = learned.cosines(which == SplitName::Test);
+    }
     Ok((r, note))
+}
+
+/// The learned baselines of the run that `dir` belongs to: kept in its
+/// folder, or fitted now (and kept there when no process is writing it).
+pub fn learned_baselines(
+    dir: &Path,
+    data: &PairData,
+    split: &Split,
+    seed: u64,
+    train: &crate::config::TrainConfig,
+    dev: &Device,
+) -> Result<baselines::LearnedBaselines> {
+    let run = baselines::run_folder(dir);
+    if let Some(kept) = run.and_then(|r| baselines::cached(r, data, split, seed, train)) {
+        return Ok(kept);
+    }
+    let fitted = baselines::fit(data, split, seed, train, dev)?;
+    if let Some(run) = run
+        && let Ok((_lock, _)) = super::lock::RunLock::acquire(run)
+    {
+        baselines::keep(run, &fitted)?;
+    }
+    Ok(fitted)
 }
 
 #[cfg(test)]

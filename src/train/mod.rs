@@ -7,6 +7,7 @@
 //! and how much the signal varies across samples on its way (`spread`).
 
 pub mod adamw;
+pub mod baselines;
 pub mod data;
 pub mod eval;
 pub mod grads;

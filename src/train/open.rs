@@ -194,7 +194,7 @@ impl Run {
 
     fn fresh(req: &RunRequest, dev: &Device) -> Result<Self> {
         let overwrite = req.start == Start::Overwrite;
-        let (lock, previous, notes) = lock_and_clean(&req.out, overwrite)?;
+        let (lock, previous, mut notes) = lock_and_clean(&req.out, overwrite)?;
         let traces = Traces::of(&req.out, previous.as_deref());
         if !overwrite && !traces.found.is_empty() {
             return Err(traces.refusal(&req.out));
@@ -224,6 +224,7 @@ impl Run {
                 std::fs::remove_file(&metrics).map_err(|e| Error::io(&metrics, e))?;
             }
         }
+        notes.extend(trainer.plan.config.model.notes());
         Ok(Run::locked(trainer, data, &req.out, lock, notes))
     }
 
@@ -299,6 +300,7 @@ impl Run {
             trainer.state.step,
             trainer.state.epoch
         ));
+        notes.extend(trainer.plan.config.model.notes());
         Ok(Run::locked(trainer, data, &req.out, lock, notes))
     }
 }

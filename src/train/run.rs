@@ -24,6 +24,7 @@
 //! atomically (`checkpoint`), and `metrics.jsonl` is cut back to the
 //! resumed step.
 
+use super::baselines::{self, LearnedBaselines};
 use super::data::PairData;
 use super::data::SplitName;
 use super::eval::{self, EvalReport, ModelMetrics};
@@ -55,6 +56,8 @@ pub enum Event<'a> {
     Logged(&'a Record),
     /// A checkpoint was written.
     Saved { dir: &'a Path, best: bool },
+    /// The learned baselines of the run (fitted, or kept from before).
+    Baselines(&'a LearnedBaselines),
 }
 
 /// Summary of a finished run.
@@ -120,6 +123,8 @@ impl Run {
         let t = &mut self.trainer;
         let resumed = (t.state.step > 0).then_some(t.state.step);
         let mut log = MetricsLog::open(&self.out.join(names::METRICS), resumed)?;
+        let learned = self.learned_baselines()?;
+        on_event(Event::Baselines(&learned));
         let limit = self.planned(limit);
         let mut last_val = None;
         let mut validated_at = None;
@@ -170,6 +175,19 @@ impl Run {
             last_val,
             best_val_loss: s.best_val_loss,
         })
+    }
+
+    /// The run's MLP baselines: kept in its folder, or fitted now and kept
+    /// (the run is the folder's writer), so that `eval` and `plot` find them.
+    fn learned_baselines(&self) -> Result<LearnedBaselines> {
+        let t = &self.trainer;
+        let (split, seed, train) = (&t.plan.split, t.plan.seed, &t.plan.config.train);
+        if let Some(kept) = baselines::cached(&self.out, &self.data, split, seed, train) {
+            return Ok(kept);
+        }
+        let fitted = baselines::fit(&self.data, split, seed, train, t.plain_device())?;
+        baselines::keep(&self.out, &fitted)?;
+        Ok(fitted)
     }
 
     /// Whether a periodic validation (`train.validate_every_steps`) is due

@@ -103,6 +103,8 @@ pub struct Trainer {
     pub state: TrainState,
     ws: Workspace,
     device: Device,
+    /// The device without autodiff (for work outside the model's training).
+    plain: Device,
 }
 
 impl Trainer {
@@ -124,6 +126,7 @@ impl Trainer {
         data.check_fits(cfg)?;
         resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
         let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let plain = device.clone();
         let device = autodiff(device, cfg);
         let model = prepare(EnergyFlowModel::new(cfg, plan.runtime.kernels, &device, plan.seed), cfg);
         Ok(Trainer {
@@ -145,6 +148,7 @@ impl Trainer {
             plan,
             ws: Workspace::default(),
             device,
+            plain,
         })
     }
 
@@ -171,6 +175,7 @@ impl Trainer {
         data.check_fits(cfg)?;
         resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
         let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let plain = device.clone();
         let device = autodiff(device, cfg);
         let model = prepare(checkpoint::model_from(ckpt, meta, plan.runtime.kernels, &device)?, cfg);
         let bytes = checkpoint::read_part(ckpt, &opt_name)?;
@@ -195,6 +200,7 @@ impl Trainer {
             state,
             ws: Workspace::default(),
             device,
+            plain,
         })
     }
 
@@ -311,6 +317,11 @@ impl Trainer {
         rec.samples_per_s = rows as f64 / t_step.elapsed().as_secs_f64().max(1e-9);
         rec.peak_rss_mb = peak_rss_mb();
         Ok(rec)
+    }
+
+    /// The run's device, without autodiff.
+    pub fn plain_device(&self) -> &Device {
+        &self.plain
     }
 
     /// Starts the next epoch (after its last batch was used).
