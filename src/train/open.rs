@@ -169,7 +169,7 @@ impl Traces {
     /// The refusal of a fresh start, naming what works.
     fn refusal(&self, out: &Path) -> Error {
         let found = self.found.join(", ");
-        Error::input(if self.checkpoint {
+        Error::RunExists(if self.checkpoint {
             format!(
                 "{} holds an earlier run ({found}); pass --resume to continue it, --overwrite to start over, or another --out",
                 out.display()
