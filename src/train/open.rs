@@ -365,10 +365,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
                 || (req.test_fraction.is_some() && d.starts_with("train.test_fraction "))
                 || (req.loss.is_some() && d.starts_with("train.loss "))
         };
-        let source = match (&req.config.file, req.config.preset) {
-            (Some(f), _) => format!("--config {}", f.display()),
-            (None, p) => format!("--preset {}", p.unwrap_or_default().name()),
-        };
+        let source = req.config.describe();
         let fields: Vec<String> = have.differences(&wanted).into_iter().filter(|d| !by_flag(d)).collect();
         if !fields.is_empty() {
             changed.push(format!("{source}: {} (run vs requested)", fields.join(", ")));
