@@ -32,7 +32,7 @@ use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 
 /// Which data a run trains on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataChoice {
     /// The bundled WordNet pairs (data/README.md), compiled into the binary.
     Bundled,
@@ -40,6 +40,8 @@ pub enum DataChoice {
     Synthetic,
     /// A safetensors file with "input" and "target".
     File(PathBuf),
+    /// Pairs given in memory (`PairData::from_matrices`).
+    Pairs(Box<PairData>),
 }
 
 impl DataChoice {
@@ -468,6 +470,7 @@ fn load_data(req: &RunRequest, choice: &DataChoice) -> Result<PairData> {
             PairData::synthetic(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED)
         }
         DataChoice::File(path) => PairData::load(path),
+        DataChoice::Pairs(pairs) => Ok(pairs.as_ref().clone()),
         DataChoice::Bundled => PairData::bundled(),
     }
 }
