@@ -208,6 +208,11 @@ impl PairData {
 
 /// data/wordnet-pairs.safetensors (6 MB), part of the binary.
 const BUNDLED_BYTES: &[u8] = include_bytes!("../../data/wordnet-pairs.safetensors");
+/// The texts of the bundled pairs (data/wordnet-pairs.jsonl, one JSON
+/// object `{"input": ..., "target": ...}` per line, in the pairs' order),
+/// part of the binary too: the Python package's `bundled_data()` returns
+/// them.
+pub const BUNDLED_TEXTS: &str = include_str!("../../data/wordnet-pairs.jsonl");
 /// The data origin a run on the bundled pairs records.
 pub const BUNDLED_ORIGIN: &str = "bundled:wordnet-pairs";
 /// How the origin of pairs given in memory begins ([`PairData::from_matrices`]).
