@@ -103,9 +103,9 @@ pub fn config_source(preset: Option<&str>, config: Option<&Bound<'_, PyAny>>) ->
             toml,
         });
     } else {
-        source.file = Some(path(config).map_err(|_| {
-            PyValueError::new_err("config: expected a dict or the path of a TOML file")
-        })?);
+        source.file = Some(
+            path(config).map_err(|_| PyValueError::new_err("config: expected a dict or the path of a TOML file"))?,
+        );
     }
     Ok(source)
 }

@@ -83,9 +83,7 @@ pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> Result<R, Failure> + Send) ->
     static POOL: Once = Once::new();
     POOL.call_once(|| {
         // Fails only if the pool already exists; then it is used as it is.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .stack_size(WORKER_STACK)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().stack_size(WORKER_STACK).build_global();
     });
     catch_unwind(AssertUnwindSafe(|| rayon::scope(|_| f()))).unwrap_or_else(|p| Err(Failure::Panic(panic_message(&p))))
 }

@@ -33,9 +33,7 @@ pub fn load(py: Python<'_>, path: PathBuf, device: &str) -> PyResult<Model> {
     let dev = select_device(device)?;
     let runtime = RuntimeConfig::default();
     let spin = energyflow::pool::wanted(&runtime, &dev);
-    let (model, meta) = py.detach(|| {
-        on_pool(|| Ok(checkpoint::load_model(&path, runtime.kernels, &dev)?))
-    })?;
+    let (model, meta) = py.detach(|| on_pool(|| Ok(checkpoint::load_model(&path, runtime.kernels, &dev)?)))?;
     let settings = ForwardSettings::new(&meta.config, spin);
     Ok(Model {
         model,
@@ -56,10 +54,24 @@ pub fn evaluate<'py>(py: Python<'py>, path: PathBuf, data: Option<Bound<'py, PyA
     let runtime = RuntimeConfig::default();
     let dev = select_device("cpu")?;
     let (report, note) = py.detach(|| {
-        on_pool(|| Ok(evaluate_checkpoint_on(&path, data.as_ref(), &runtime, &dev, SplitName::Test, None)?))
+        on_pool(|| {
+            Ok(evaluate_checkpoint_on(
+                &path,
+                data.as_ref(),
+                &runtime,
+                &dev,
+                SplitName::Test,
+                None,
+            )?)
+        })
     })?;
     if let Some(n) = note {
-        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(n)?, 1)?;
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+            &std::ffi::CString::new(n)?,
+            1,
+        )?;
     }
     to_py(py, &report)
 }
