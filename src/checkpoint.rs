@@ -231,10 +231,15 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
             return Ok(dir.join(sub));
         }
     }
-    Err(Error::input(format!(
+    let msg = format!(
         "{}: not a checkpoint (no {META_FILE} there, nor in best/ or latest/)",
         dir.display()
-    )))
+    );
+    Err(if dir.exists() {
+        Error::input(msg)
+    } else {
+        Error::NotFound(msg)
+    })
 }
 
 /// Reads and checks `checkpoint.json` of the checkpoint folder `ckpt`.

@@ -2,7 +2,11 @@
 //!
 //! Library code returns `Result<T>`; only the CLI renders errors. `Error::is_user`
 //! tells the CLI whether the cause is the user's input (exit code 2) or an
-//! internal failure, a bug (exit code 70). Every message is one line; longer
+//! internal failure, a bug (exit code 70). Two kinds of bad input carry their
+//! own variant, so that a caller other than the CLI (the Python package) can
+//! tell them apart: a path that does not exist ([`Error::NotFound`]) and a
+//! run folder that already holds a run ([`Error::RunExists`]); the CLI
+//! treats them as every other bad input. Every message is one line; longer
 //! reports from dependencies go into `Error::with_detail`, which the CLI
 //! prints only with `--verbose`.
 
@@ -21,6 +25,14 @@ pub enum Error {
     /// Bad user input (a file, a tensor, a flag): the message names what and why.
     #[error("{0}")]
     Input(String),
+    /// Bad user input: a path the user named does not exist (the message
+    /// names it).
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad user input: a fresh run asked for in a folder that holds a run
+    /// (or what one left), without resume or overwrite.
+    #[error("{0}")]
+    RunExists(String),
     /// An I/O failure on a named path.
     #[error("{path}: {source}")]
     Io {

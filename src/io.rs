@@ -104,15 +104,7 @@ pub fn read_matrix(path: &Path, bytes: &[u8], name: &str) -> Result<Matrix> {
         }
     };
     let m = Matrix { rows, cols, data };
-    m.check_finite(&format!("{file}: tensor \"{name}\""))?;
-    if let Some((i, norm)) = (0..rows)
-        .map(|i| (i, m.row(i).iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()))
-        .find(|(_, n)| *n > MAX_ROW_NORM)
-    {
-        return Err(Error::input(format!(
-            "{file}: tensor \"{name}\" row {i} has norm {norm:.3e}, above {MAX_ROW_NORM:e}: squared errors and the model's first layer would overflow f32"
-        )));
-    }
+    m.check_values(&format!("{file}: tensor \"{name}\""))?;
     Ok(m)
 }
 
@@ -122,6 +114,22 @@ pub fn read_matrix(path: &Path, bytes: &[u8], name: &str) -> Result<Matrix> {
 pub const MAX_ROW_NORM: f64 = 1e18;
 
 impl Matrix {
+    /// Refuses what no input matrix may hold, naming `what`: a non-finite
+    /// value, or a row whose norm exceeds [`MAX_ROW_NORM`]. Every matrix
+    /// read from a file is checked so ([`read_matrix`]).
+    pub fn check_values(&self, what: &str) -> Result<()> {
+        self.check_finite(what)?;
+        if let Some((i, norm)) = (0..self.rows)
+            .map(|i| (i, self.row(i).iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()))
+            .find(|(_, n)| *n > MAX_ROW_NORM)
+        {
+            return Err(Error::input(format!(
+                "{what} row {i} has norm {norm:.3e}, above {MAX_ROW_NORM:e}: squared errors and the model's first layer would overflow f32"
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a non-finite value, naming `what`, its row and column.
     pub fn check_finite(&self, what: &str) -> Result<()> {
         match self.data.iter().position(|v| !v.is_finite()) {

@@ -31,6 +31,7 @@ fn request(st: &Setup, start: Start) -> RunRequest {
         config: ConfigSource {
             preset: None,
             file: Some(st.config.clone()),
+            text: None,
         },
         runtime: RuntimeConfig::default(),
         data: Some(DataChoice::File(st.data.clone())),

@@ -43,6 +43,7 @@ impl ConfigArgs {
         ConfigSource {
             preset: self.preset,
             file: self.config.clone(),
+            text: None,
         }
     }
 }

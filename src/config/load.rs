@@ -29,13 +29,26 @@ const MOVED: [(&str, &str, &str); 3] = [
 ];
 
 /// Where a command's config comes from: a preset, optionally overlaid by a
-/// TOML file. The one way every command loads its config.
+/// TOML file (or TOML text in memory). The one way every command loads its
+/// config.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigSource {
-    /// Preset to start from (debug when None and the file names none).
+    /// Preset to start from (the default preset when None and the file
+    /// names none).
     pub preset: Option<Preset>,
     /// TOML file whose keys override the preset.
     pub file: Option<PathBuf>,
+    /// TOML text in memory, read as a file would be when `file` is None
+    /// (the Python package's `config` dict, written out as TOML).
+    pub text: Option<ConfigText>,
+}
+
+/// TOML text standing for a config file, with the name its messages give
+/// it (where a file's messages give its path).
+#[derive(Debug, Clone)]
+pub struct ConfigText {
+    pub origin: String,
+    pub toml: String,
 }
 
 /// A loaded, validated config, the execution settings of its file's
@@ -106,12 +119,13 @@ impl ConfigSource {
     /// Loads and validates the config.
     pub fn load(&self) -> Result<LoadedConfig> {
         let preset = self.preset.unwrap_or_default();
-        match &self.file {
-            Some(path) => {
+        match (&self.file, &self.text) {
+            (Some(path), _) => {
                 let text = read_config_file(path)?;
                 LoadedConfig::parse(&text, preset, &path.display().to_string())
             }
-            None => {
+            (None, Some(t)) => LoadedConfig::parse(&t.toml, preset, &t.origin),
+            (None, None) => {
                 let config = EnergyConfig::preset(preset);
                 config.validate()?;
                 Ok(LoadedConfig {
@@ -123,9 +137,19 @@ impl ConfigSource {
         }
     }
 
-    /// True when neither a preset nor a file is named.
+    /// True when neither a preset nor a file (nor text) is named.
     pub fn is_default(&self) -> bool {
-        self.preset.is_none() && self.file.is_none()
+        self.preset.is_none() && self.file.is_none() && self.text.is_none()
+    }
+
+    /// How messages name this source: `--config FILE`, the text's origin,
+    /// or `--preset P`.
+    pub fn describe(&self) -> String {
+        match (&self.file, &self.text) {
+            (Some(f), _) => format!("--config {}", f.display()),
+            (None, Some(t)) => t.origin.clone(),
+            (None, None) => format!("--preset {}", self.preset.unwrap_or_default().name()),
+        }
     }
 }
 
@@ -278,6 +302,29 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+    }
+
+    #[test]
+    fn text_in_memory_loads_as_a_file_would_under_its_origin() {
+        let source = |toml: &str| ConfigSource {
+            preset: Some(Preset::Debug),
+            file: None,
+            text: Some(ConfigText {
+                origin: "config".to_string(),
+                toml: toml.to_string(),
+            }),
+        };
+        let l = source("[model]\nlattice_width = 8\n[runtime]\nthreads = 1\n")
+            .load()
+            .unwrap();
+        assert_eq!(l.config.model.lattice_width, 8);
+        assert_eq!(l.config.flow.lattice_depth, 10, "the preset underneath");
+        assert_eq!(l.runtime.threads, Some(1));
+        assert!(l.file_sets("model.lattice_width"));
+        assert!(!source("").is_default());
+        assert_eq!(source("").describe(), "config");
+        let e = source("[lattice]\nwidth = 8\n").load().unwrap_err().to_string();
+        assert!(e.starts_with("config: unknown key `lattice`"), "{e}");
     }
 
     #[test]

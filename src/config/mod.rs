@@ -28,7 +28,7 @@ pub mod resources;
 mod runtime;
 mod validate;
 
-pub use load::{ConfigSource, LoadedConfig};
+pub use load::{ConfigSource, ConfigText, LoadedConfig};
 pub use presets::Preset;
 pub use runtime::{MAX_THREADS, RuntimeConfig};
 

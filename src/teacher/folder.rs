@@ -48,9 +48,14 @@ impl ModelFolder {
     pub fn open(dir: &Path) -> Result<ModelFolder> {
         let shown = dir.display();
         if !dir.is_dir() {
-            return Err(Error::input(format!(
+            let msg = format!(
                 "{shown}: model folder not found (expected a sentence-transformers folder such as all-MiniLM-L6-v2)"
-            )));
+            );
+            return Err(if dir.exists() {
+                Error::input(msg)
+            } else {
+                Error::NotFound(msg)
+            });
         }
         // The weights and tokenizer are read later; check they exist now so
         // an incomplete copy fails before anything slow happens.

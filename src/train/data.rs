@@ -20,7 +20,7 @@ use rand_distr::{Distribution, StandardNormal};
 use std::path::Path;
 
 /// A set of (input, target) pairs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PairData {
     pub input: Matrix,
     pub target: Matrix,
@@ -45,10 +45,30 @@ impl PairData {
         Self::from_bytes(Path::new(BUNDLED_ORIGIN), BUNDLED_BYTES, BUNDLED_ORIGIN.to_string())
     }
 
+    /// Pairs given in memory (the Python package's `data=(inputs,
+    /// targets)`), checked as a file's tensors are, with messages naming
+    /// `label` where a file's name its path. The origin a run records is
+    /// a description ([`MEMORY_ORIGIN`]), which [`PairData::from_origin`]
+    /// cannot reopen: the pairs must be given again.
+    pub fn from_matrices(input: Matrix, target: Matrix, label: &str) -> Result<Self> {
+        input.check_values(&format!("{label}: tensor \"input\""))?;
+        target.check_values(&format!("{label}: tensor \"target\""))?;
+        let origin = format!(
+            "{MEMORY_ORIGIN}pairs(n={},input_dim={},target_dim={})",
+            input.rows, input.cols, target.cols
+        );
+        Self::checked(Path::new(label), input, target, origin)
+    }
+
     /// The pairs in safetensors `bytes` (the contents of `path`).
     fn from_bytes(path: &Path, bytes: &[u8], origin: String) -> Result<Self> {
         let input = read_matrix(path, bytes, "input")?;
         let target = read_matrix(path, bytes, "target")?;
+        Self::checked(path, input, target, origin)
+    }
+
+    /// Refuses pairs of `path` whose row counts differ or that are too few.
+    fn checked(path: &Path, input: Matrix, target: Matrix, origin: String) -> Result<Self> {
         if input.rows != target.rows {
             return Err(Error::input(format!(
                 "{}: tensor \"input\" has {} rows but \"target\" has {}",
@@ -188,8 +208,15 @@ impl PairData {
 
 /// data/wordnet-pairs.safetensors (6 MB), part of the binary.
 const BUNDLED_BYTES: &[u8] = include_bytes!("../../data/wordnet-pairs.safetensors");
+/// The texts of the bundled pairs (data/wordnet-pairs.jsonl, one JSON
+/// object `{"input": ..., "target": ...}` per line, in the pairs' order),
+/// part of the binary too: the Python package's `bundled_data()` returns
+/// them.
+pub const BUNDLED_TEXTS: &str = include_str!("../../data/wordnet-pairs.jsonl");
 /// The data origin a run on the bundled pairs records.
 pub const BUNDLED_ORIGIN: &str = "bundled:wordnet-pairs";
+/// How the origin of pairs given in memory begins ([`PairData::from_matrices`]).
+pub const MEMORY_ORIGIN: &str = "memory:";
 
 /// Pairs and dimension of the synthetic task used when no data is given.
 pub const SYNTHETIC_PAIRS: usize = 2000;
@@ -208,6 +235,11 @@ impl PairData {
     pub fn from_origin(origin: &str) -> Result<Self> {
         if origin == BUNDLED_ORIGIN {
             return Self::bundled();
+        }
+        if origin.starts_with(MEMORY_ORIGIN) {
+            return Err(Error::input(format!(
+                "data origin \"{origin}\": the pairs were given in memory (data=(inputs, targets) in Python), so they cannot be reopened; give them again (--data with a file of the same pairs, or data=)"
+            )));
         }
         if origin.starts_with("bundled:") {
             return Err(Error::input(format!(
@@ -410,6 +442,35 @@ mod tests {
         let mut e = epoch_order(&train, 1, 3);
         e.sort_unstable();
         assert_eq!(e, train);
+    }
+
+    #[test]
+    fn pairs_in_memory_are_checked_as_a_file_and_not_reopened() {
+        let m = |rows: usize, v: f32| Matrix {
+            rows,
+            cols: 2,
+            data: vec![v; rows * 2],
+        };
+        let d = PairData::from_matrices(m(3, 0.5), m(3, 0.25), "data").unwrap();
+        assert_eq!(d.origin, "memory:pairs(n=3,input_dim=2,target_dim=2)");
+        let e = PairData::from_origin(&d.origin).unwrap_err().to_string();
+        assert!(e.contains("given in memory") && e.contains("data="), "{e}");
+        let e = PairData::from_matrices(m(3, 0.5), m(4, 0.5), "data")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "data: tensor \"input\" has 3 rows but \"target\" has 4");
+        let mut nan = m(3, 0.5);
+        nan.data[3] = f32::NAN;
+        let e = PairData::from_matrices(m(3, 0.5), nan, "data").unwrap_err().to_string();
+        assert!(
+            e.starts_with("data: tensor \"target\" holds a non-finite value (NaN) at row 1, column 1"),
+            "{e}"
+        );
+        let e = PairData::from_matrices(m(3, 1e30), m(3, 0.5), "data")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("data: tensor \"input\" row 0 has norm"), "{e}");
+        assert!(PairData::from_matrices(m(1, 0.5), m(1, 0.5), "data").is_err());
     }
 
     #[test]

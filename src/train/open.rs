@@ -32,7 +32,7 @@ use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 
 /// Which data a run trains on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataChoice {
     /// The bundled WordNet pairs (data/README.md), compiled into the binary.
     Bundled,
@@ -40,6 +40,8 @@ pub enum DataChoice {
     Synthetic,
     /// A safetensors file with "input" and "target".
     File(PathBuf),
+    /// Pairs given in memory (`PairData::from_matrices`).
+    Pairs(Box<PairData>),
 }
 
 impl DataChoice {
@@ -169,7 +171,7 @@ impl Traces {
     /// The refusal of a fresh start, naming what works.
     fn refusal(&self, out: &Path) -> Error {
         let found = self.found.join(", ");
-        Error::input(if self.checkpoint {
+        Error::RunExists(if self.checkpoint {
             format!(
                 "{} holds an earlier run ({found}); pass --resume to continue it, --overwrite to start over, or another --out",
                 out.display()
@@ -367,10 +369,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
                 || (req.test_fraction.is_some() && d.starts_with("train.test_fraction "))
                 || (req.loss.is_some() && d.starts_with("train.loss "))
         };
-        let source = match (&req.config.file, req.config.preset) {
-            (Some(f), _) => format!("--config {}", f.display()),
-            (None, p) => format!("--preset {}", p.unwrap_or_default().name()),
-        };
+        let source = req.config.describe();
         let fields: Vec<String> = have.differences(&wanted).into_iter().filter(|d| !by_flag(d)).collect();
         if !fields.is_empty() {
             changed.push(format!("{source}: {} (run vs requested)", fields.join(", ")));
@@ -473,6 +472,7 @@ fn load_data(req: &RunRequest, choice: &DataChoice) -> Result<PairData> {
             PairData::synthetic(SYNTHETIC_PAIRS, dim, SYNTHETIC_SEED)
         }
         DataChoice::File(path) => PairData::load(path),
+        DataChoice::Pairs(pairs) => Ok(pairs.as_ref().clone()),
         DataChoice::Bundled => PairData::bundled(),
     }
 }
