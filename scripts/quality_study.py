@@ -115,28 +115,33 @@ def summary(path):
         r = json.loads(line)
         if "error" not in r:
             groups.setdefault(r["config"], []).append(r)
-    print("| config | seeds | mean held-out cosine | min..max | mean - ridge | mean - identity | mean wall s |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    print("| config | seeds | mean validation cosine | min..max | mean - ridge | mean - identity "
+          "| mean - residual MLP | mean wall s |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for name, rs in groups.items():
         cos = [r["cosine"] for r in rs]
         mean = sum(cos) / len(cos)
         ridge = sum(r["cosine"] - r["linear_cosine"] for r in rs) / len(rs)
         ident = sum(r["cosine"] - (r["identity_cosine"] or 0) for r in rs) / len(rs)
         wall = sum(r["wall_s"] for r in rs) / len(rs)
-        print(f"| {name} | {len(rs)} | {mean:.4f} | {min(cos):.4f}..{max(cos):.4f} | {ridge:+.4f} | {ident:+.4f} | {wall:.0f} |")
+        res = [r["cosine"] - r["residual_mlp_cosine"] for r in rs if r.get("residual_mlp_cosine") is not None]
+        res = f"{sum(res) / len(res):+.4f}" if len(res) == len(rs) else ""
+        print(f"| {name} | {len(rs)} | {mean:.4f} | {min(cos):.4f}..{max(cos):.4f} | {ridge:+.4f} | {ident:+.4f} "
+              f"| {res} | {wall:.0f} |")
 
 
 def add_lesions(binary, out_dir, results):
     """Evaluates each recorded run's best/ with the lesions and stores the
-    held-out cosines in its line (runs that have them are skipped)."""
+    validation cosines in its line (runs that have them are skipped)."""
     rows = [json.loads(line) for line in open(results)]
     for r in rows:
         if "error" in r or "lesions" in r:
             continue
         run_dir = os.path.join(out_dir, f"{r['config']}-s{r['seed']}")
         r["lesions"] = {}
-        for lesion in ("shuffle-cells", "shuffle-samples"):
-            p = subprocess.run([binary, "eval", "--checkpoint", run_dir, "--json", "--lesion", lesion],
+        for lesion in ("shuffle-cells", "shuffle-samples", "passthrough"):
+            p = subprocess.run([binary, "eval", "--checkpoint", run_dir, "--split", "validation", "--json",
+                                "--lesion", lesion],
                                capture_output=True, text=True)
             if p.returncode == 0:
                 r["lesions"][lesion] = round(json.loads(p.stdout.strip().splitlines()[-1])["cosine"], 4)

@@ -230,6 +230,16 @@ pub struct StepBench {
     pub cpu_spin: f64,
     pub cores: usize,
     pub runs: usize,
+    /// Per timed training step (mean): propagation steps run, summed over
+    /// the step's passes.
+    pub propagation_steps: f64,
+    /// Per timed training step (mean): reads back to the host (each waits
+    /// for the device to finish what was queued) and the bytes they moved.
+    pub host_reads: f64,
+    pub host_read_bytes: f64,
+    /// Per timed training step (mean): uploads from the host and their bytes.
+    pub host_writes: f64,
+    pub host_write_bytes: f64,
 }
 
 /// Times `runs` training steps (after `warmup` untimed ones) and `runs`
@@ -283,12 +293,15 @@ pub fn bench_step(
     for _ in 0..warmup {
         trainer.train_step(&data)?;
     }
+    let moved0 = device::transfers();
     let (wall0, cpu0, spin0) = (Instant::now(), metrics::cpu_seconds(), crate::pool::spin_seconds());
     let mut recs = Vec::with_capacity(runs);
     for _ in 0..runs {
         recs.push(trainer.train_step(&data)?);
     }
     let (wall, cpu) = (wall0.elapsed().as_secs_f64(), metrics::cpu_seconds() - cpu0);
+    let moved = device::transfers() - moved0;
+    let per_step = |v: u64| v as f64 / runs as f64;
     // The spinners time their idle loops by the wall clock, which keeps
     // running while a loaded machine deschedules them: bound it by the CPU
     // time the process really used.
@@ -341,5 +354,11 @@ pub fn bench_step(
         cpu_spin: spin / wall.max(1e-9) / cores as f64,
         cores,
         runs,
+        propagation_steps: recs.iter().map(|r| r.flows.propagation_steps).sum::<usize>() as f64 / runs as f64,
+        host_reads: per_step(moved.reads),
+        host_read_bytes: per_step(moved.read_bytes),
+        host_writes: per_step(moved.writes),
+        host_write_bytes: per_step(moved.write_bytes),
     })
 }
+

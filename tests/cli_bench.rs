@@ -41,4 +41,12 @@ fn bench_step_reports_consistent_per_flow_step_figures() {
         d["cores"].as_u64(),
         Some(std::thread::available_parallelism().unwrap().get() as u64)
     );
+    // The transfer counts (issue 20): the host step reads the positions back
+    // at every propagation step, so at least one read per propagation step,
+    // each moving bytes; the batch goes up as uploads.
+    let steps = f("propagation_steps");
+    assert!(steps >= 1.0, "{steps}");
+    assert!(f("host_reads") >= steps, "{d}");
+    assert!(f("host_read_bytes") >= 4.0 * f("host_reads"), "{d}");
+    assert!(f("host_writes") >= 2.0 && f("host_write_bytes") > 0.0, "{d}");
 }

@@ -32,9 +32,14 @@ fn ok(out: &Output) -> String {
 /// A tiny run of `steps` steps on 40 synthetic 6-D pairs (9 steps per
 /// epoch), with `extra` flags.
 fn trained(steps: &str, extra: &[&str]) -> (Setup, Output) {
+    trained_with(TINY, steps, extra)
+}
+
+/// [`trained`] with the config `toml`.
+fn trained_with(toml: &str, steps: &str, extra: &[&str]) -> (Setup, Output) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(&config, toml).unwrap();
     let data = dir.path().join("pairs.safetensors");
     let d = PairData::synthetic_rotation(40, 6, 2);
     save_matrices(&data, &[("input", &d.input), ("target", &d.target)], StoreDtype::F32).unwrap();
@@ -275,4 +280,22 @@ fn bad_input_is_refused_in_one_line() {
     save_matrices(&wide, &[("input", &m)], StoreDtype::F32).unwrap();
     assert_refused(&inspect(&st.run, &wide, "0"), "width 7");
     assert!(!dir.join("never").exists(), "nothing written for a refused request");
+}
+
+/// A model whose propagation is a pass-through starts no flow: inspect
+/// still draws every picture (the flow ones empty), says why, and the
+/// surface is the mapped input energies.
+#[test]
+fn inspect_draws_a_pass_through_model_and_says_so() {
+    let toml = TINY.replace("[flow]\n", "[flow]\npass_through = true\n");
+    let (st, _) = trained_with(&toml, "2", &[]);
+    let out = st.dir.path().join("p");
+    let run = energyflow(&["inspect", "--checkpoint", s(&st.run), "--input", s(&st.data), "--rows", "1", "--out", s(&out)]);
+    ok(&run);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("pass-through"));
+    assert_eq!(check_page(&out).len(), 6);
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("inspect.json")).unwrap()).unwrap();
+    let row = &report["rows"][0];
+    assert_eq!(row["stats"]["flows_created"].as_u64(), Some(0), "{row}");
+    assert_eq!(row["surface"], row["input_energy"], "{row}");
 }

@@ -9,6 +9,8 @@ use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Lesion
 use energyflow::train::eval::Ridge;
 use energyflow::train::{PairData, Split, baselines};
 
+mod common;
+
 fn config(w: usize, h: usize, e: usize, init: LinearPathInit) -> EnergyConfig {
     let mut cfg = EnergyConfig::preset(Preset::Tuned);
     cfg.model.lattice_width = w;
@@ -67,16 +69,33 @@ fn with_fewer_cells_than_components_it_is_a_projection_and_says_so() {
 }
 
 #[test]
-fn identity_init_with_other_widths_is_refused_naming_the_field() {
-    let mut cfg = config(4, 3, 10, LinearPathInit::Identity);
-    cfg.model.output_embedding_dim = 8;
-    let e = cfg.validate().unwrap_err().to_string();
-    assert!(e.contains("model.linear_path_init") && e.lines().count() == 1, "{e}");
+fn identity_init_with_other_widths_is_the_partial_identity_and_says_so() {
+    // 10 in, 7 out: the first 7 components carried; 7 in, 10 out: carried
+    // and padded with zeros.
+    for (e_in, e_out) in [(10, 7), (7, 10)] {
+        let mut cfg = config(4, 3, e_in, LinearPathInit::Identity);
+        cfg.model.output_embedding_dim = e_out;
+        cfg.validate().unwrap();
+        let note = cfg.model.notes();
+        assert!(note.len() == 1 && note[0].contains("partial identity"), "{note:?}");
+        let x = embeddings(3, e_in);
+        let y = readout(&cfg, &x, 3);
+        assert_eq!(y.len(), 3 * e_out);
+        for r in 0..3 {
+            for c in 0..e_out {
+                let want = if c < e_in { x[r * e_in + c] } else { 0.0 };
+                assert!((y[r * e_out + c] - want).abs() <= 1e-5, "{e_in}->{e_out} [{r},{c}]");
+            }
+        }
+    }
 }
 
 #[test]
 fn the_passthrough_lesion_reads_out_the_mapped_energies() {
-    let cfg = config(4, 3, 10, LinearPathInit::Identity);
+    let mut cfg = config(4, 3, 10, LinearPathInit::Identity);
+    // The default preset is itself a pass-through; the lesion is for a
+    // model that propagates.
+    cfg.flow.pass_through = false;
     let dev = Device::flex();
     let m = EnergyFlowModel::new(&cfg, Kernels::Fused, &dev, 3);
     let settings = ForwardSettings::new(&cfg, false);
@@ -127,4 +146,34 @@ fn mean_cosine(pred: &[f32], data: &PairData, rows: &[usize]) -> f64 {
         .map(|(k, &i)| energyflow::io::cosine(&pred[k * c..(k + 1) * c], data.target.row(i)))
         .sum::<f64>()
         / rows.len() as f64
+}
+
+/// The default preset's model after one epoch on the bundled data: the
+/// lesions (another sample's surface; the mapped energies permuted across
+/// cells) drop it below the identity baseline, so its output depends on its
+/// input and on the cells, while the model itself is above identity.
+#[test]
+fn the_lesions_drop_the_default_model_below_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run = common::s(&run);
+    let out = common::energyflow(&["train", "--quiet", "--max-steps", "100", "--out", run]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = |lesion: Option<&str>| -> serde_json::Value {
+        let mut args = vec!["eval", "--checkpoint", run, "--split", "validation", "--json"];
+        if let Some(l) = lesion {
+            args.extend(["--lesion", l]);
+        }
+        let out = common::energyflow(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let plain = eval(None);
+    let identity = plain["identity_cosine"].as_f64().unwrap();
+    assert!(plain["cosine"].as_f64().unwrap() > identity, "{plain}");
+    for lesion in ["shuffle-samples", "shuffle-cells"] {
+        let l = eval(Some(lesion));
+        assert!(l["cosine"].as_f64().unwrap() < identity, "{lesion}: {l}");
+    }
 }

@@ -149,6 +149,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
         Event::Saved { .. } => {}
+        Event::NoBaselines(e) => bar.println(format!("learned baselines not fitted: {e}")),
         Event::Baselines(b) => {
             let (mlp, residual) = b.cosines(false);
             let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));

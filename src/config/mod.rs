@@ -151,13 +151,24 @@ impl ModelConfig {
     /// What a run of this model should be told at its start, one line
     /// each: allowed choices that do not do what their name suggests.
     pub fn notes(&self) -> Vec<String> {
-        let (s, e) = (self.surface_cells(), self.input_embedding_dim);
-        if self.linear_path && self.linear_path_init == LinearPathInit::Identity && s < e {
-            return vec![format!(
-                "model.linear_path_init = \"identity\" with {s} surface cells < {e} embedding components: the readout starts as a rank-{s} projection, not the identity"
-            )];
+        let (s, e_in, e_out) = (self.surface_cells(), self.input_embedding_dim, self.output_embedding_dim);
+        let mut notes = Vec::new();
+        if !(self.linear_path && self.linear_path_init == LinearPathInit::Identity) {
+            return notes;
         }
-        Vec::new()
+        let e = e_in.max(e_out);
+        if s < e {
+            notes.push(format!(
+                "model.linear_path_init = \"identity\" with {s} surface cells < {e} embedding components: the readout starts as a rank-{s} projection, not the identity"
+            ));
+        }
+        if e_in != e_out {
+            notes.push(format!(
+                "model.linear_path_init = \"identity\" with input width {e_in} != output width {e_out}: the readout starts as the partial identity (the first {} components carried), not the identity",
+                e_in.min(e_out)
+            ));
+        }
+        notes
     }
 
     /// The same model with every derived width written out.

@@ -1,7 +1,7 @@
 //! Range checks of every config field: a refusal names the field (dotted,
 //! as in the TOML file), its value and the allowed range.
 
-use super::{EnergyConfig, LinearPathInit, LossKind, Part};
+use super::{EnergyConfig, LossKind, Part};
 use crate::error::{Error, Result};
 
 fn range_usize(field: &str, v: usize, lo: usize, hi: usize) -> Result<()> {
@@ -40,16 +40,6 @@ impl EnergyConfig {
         range_usize("model.neuron_output_dim", m.neuron_output_dim, 1, 4096)?;
         range_usize("model.carrier_hidden_dim", m.carrier_hidden_dim, 2, 8192)?;
         range_usize("model.carrier_layers", m.carrier_layers, 1, 16)?;
-        if m.linear_path && m.linear_path_init == LinearPathInit::Identity && m.input_embedding_dim != m.output_embedding_dim {
-            return Err(Error::config(
-                "model.linear_path_init",
-                "\"identity\"",
-                format!(
-                    "needs model.input_embedding_dim ({}) = model.output_embedding_dim ({}): the identity maps an embedding onto one of the same width",
-                    m.input_embedding_dim, m.output_embedding_dim
-                ),
-            ));
-        }
 
         let f = &self.flow;
         range_usize("flow.lattice_depth", f.lattice_depth, 2, 4096)?;

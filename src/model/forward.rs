@@ -176,10 +176,13 @@ impl EnergyFlowModel {
         let energies = lesion::on_energies(energies, opts.lesion, opts.noise_seed);
         if cfg.flow.pass_through || opts.lesion == Some(Lesion::Passthrough) {
             let t1 = Instant::now();
-            let output = self.collector.forward(energies.clone(), masks.as_mut());
+            // The mapped energies are the surface, so the surface lesion
+            // applies to them here.
+            let surface = lesion::on_surface(energies, opts.lesion);
+            let output = self.collector.forward(surface.clone(), masks.as_mut());
             return Ok(ForwardOutput {
                 output,
-                surface: energies,
+                surface,
                 stats: FlowStats::default(),
                 timings: ForwardTimings {
                     map: t1 - t0,

@@ -95,7 +95,8 @@ impl EnergyFlowModel {
 /// S < E; zero biases), with the mapper's last layer, its bias scalar and
 /// positional table and the collector's last layer at zero, so that the
 /// two MLP branches start at 0 and mapper-then-collector is `Q^T Q`: the
-/// identity, or a rank-S projection.
+/// identity, or a rank-S projection (the partial identity when the input
+/// and output widths differ).
 fn linear_paths(m: &ModelConfig, mapper: &mut InputMapper, collector: &mut OutputCollector, init: &mut Init) {
     let (s, e_in, e_out) = (m.surface_cells(), m.input_embedding_dim, m.output_embedding_dim);
     match m.linear_path_init {
@@ -104,16 +105,21 @@ fn linear_paths(m: &ModelConfig, mapper: &mut InputMapper, collector: &mut Outpu
             collector.linear = Some(init.linear(s, e_out, WeightInit::Default));
         }
         LinearPathInit::Identity => {
-            // validate() guarantees e_in == e_out here.
-            let q = init.orthogonal_vec(s, e_in);
-            let mut qt = vec![0.0; q.len()];
+            // Q: S x E with E the wider of the two; L_in takes its first
+            // e_in columns and L_out its first e_out, so that with unequal
+            // widths the readout starts as the partial identity (the first
+            // min(e_in, e_out) components carried, the rest zero or dropped).
+            let e = e_in.max(e_out);
+            let q = init.orthogonal_vec(s, e);
+            let mut l_in = vec![0.0; e_in * s];
             for r in 0..s {
                 for c in 0..e_in {
-                    qt[c * s + r] = q[r * e_in + c];
+                    l_in[c * s + r] = q[r * e + c];
                 }
             }
-            mapper.linear = Some(init.linear_from(qt, vec![0.0; s], e_in));
-            collector.linear = Some(init.linear_from(q, vec![0.0; e_out], s));
+            let l_out: Vec<f32> = (0..s).flat_map(|r| q[r * e..r * e + e_out].iter().copied()).collect();
+            mapper.linear = Some(init.linear_from(l_in, vec![0.0; s], e_in));
+            collector.linear = Some(init.linear_from(l_out, vec![0.0; e_out], s));
             let [h, w] = mapper.positional.dims();
             mapper.positional = init.constant([h, w], 0.0);
             mapper.bias = init.constant([1], 0.0);

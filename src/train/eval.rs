@@ -279,7 +279,8 @@ pub struct EvalReport {
     pub linear_cosine: f64,
     /// The MLP and residual MLP of `train::baselines` (trained on the
     /// training split, stopped on the validation split); null where not
-    /// fitted (a model outside a training run, or widths that differ).
+    /// fitted (a checkpoint outside a run folder, a model outside a training
+    /// run, or widths that differ).
     pub mlp_cosine: Option<f64>,
     pub residual_mlp_cosine: Option<f64>,
 }
@@ -408,8 +409,11 @@ pub fn evaluate_checkpoint_on(
     let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
     let mut r = report(&model, &meta.config, &settings, data, &split, which, lesion)?;
     r.step = meta.train.as_ref().map(|t| t.step);
-    if let Some(t) = &meta.train {
-        let learned = learned_baselines(dir, data, &split, t.seed, &meta.config.train, dev)?;
+    if let Some(t) = &meta.train
+        // A fit that fails (data that overflows an MLP) leaves the keys
+        // null; the model's own figures stand.
+        && let Ok(Some(learned)) = learned_baselines(dir, data, &split, t.seed, &meta.config.train, dev)
+    {
         (r.mlp_cosine, r.residual_mlp_cosine) = learned.cosines(which == SplitName::Test);
     }
     Ok((r, note))
@@ -417,6 +421,8 @@ pub fn evaluate_checkpoint_on(
 
 /// The learned baselines of the run that `dir` belongs to: kept in its
 /// folder, or fitted now (and kept there when no process is writing it).
+/// None for a checkpoint outside a run folder: with nowhere to keep them,
+/// each eval would spend the better part of a minute refitting them.
 pub fn learned_baselines(
     dir: &Path,
     data: &PairData,
@@ -424,18 +430,18 @@ pub fn learned_baselines(
     seed: u64,
     train: &crate::config::TrainConfig,
     dev: &Device,
-) -> Result<baselines::LearnedBaselines> {
-    let run = baselines::run_folder(dir);
-    if let Some(kept) = run.and_then(|r| baselines::cached(r, data, split, seed, train)) {
-        return Ok(kept);
+) -> Result<Option<baselines::LearnedBaselines>> {
+    let Some(run) = baselines::run_folder(dir) else {
+        return Ok(None);
+    };
+    if let Some(kept) = baselines::cached(run, data, split, seed, train) {
+        return Ok(Some(kept));
     }
     let fitted = baselines::fit(data, split, seed, train, dev)?;
-    if let Some(run) = run
-        && let Ok((_lock, _)) = super::lock::RunLock::acquire(run)
-    {
+    if let Ok((_lock, _)) = super::lock::RunLock::acquire(run) {
         baselines::keep(run, &fitted)?;
     }
-    Ok(fitted)
+    Ok(Some(fitted))
 }
 
 #[cfg(test)]

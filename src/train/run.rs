@@ -58,6 +58,9 @@ pub enum Event<'a> {
     Saved { dir: &'a Path, best: bool },
     /// The learned baselines of the run (fitted, or kept from before).
     Baselines(&'a LearnedBaselines),
+    /// They could not be fitted (e.g. data that overflows them); the run
+    /// goes on without them, and this says why.
+    NoBaselines(&'a Error),
 }
 
 /// Summary of a finished run.
@@ -123,8 +126,13 @@ impl Run {
         let t = &mut self.trainer;
         let resumed = (t.state.step > 0).then_some(t.state.step);
         let mut log = MetricsLog::open(&self.out.join(names::METRICS), resumed)?;
-        let learned = self.learned_baselines()?;
-        on_event(Event::Baselines(&learned));
+        // A baseline is a yardstick, not the run: a fit that fails (data
+        // the model's skipping of non-finite steps survives) is reported,
+        // and the run goes on.
+        match self.learned_baselines() {
+            Ok(learned) => on_event(Event::Baselines(&learned)),
+            Err(e) => on_event(Event::NoBaselines(&e)),
+        }
         let limit = self.planned(limit);
         let mut last_val = None;
         let mut validated_at = None;

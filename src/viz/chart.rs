@@ -263,14 +263,16 @@ pub fn heatmap(area: &Area, h: &Heatmap) -> Result<()> {
         .draw()
         .map_err(draw_err)?;
     chart
+        // Cells without a value (a forward without flows has no layers to
+        // count) stay blank rather than failing the picture.
         .draw_series((0..h.rows).flat_map(|r| {
-            (0..h.cols).map(move |c| {
+            (0..h.cols).filter_map(move |c| {
                 let (x, y) = (h.x_first + c as f64, h.y_first + r as f64);
-                let v = h.values[r * h.cols + c];
-                Rectangle::new(
+                let v = *h.values.get(r * h.cols + c)?;
+                Some(Rectangle::new(
                     [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
                     scale_color(v, lo, hi).filled(),
-                )
+                ))
             })
         }))
         .map_err(draw_err)?;

@@ -254,7 +254,12 @@ fn inspect_row(
     let output = device::to_vec(out.output)?;
     let surface = device::to_vec(out.surface)?;
     let w = cfg.model.lattice_width;
-    let start = trace.frames.first().map(|f| f.energy.clone()).unwrap_or_default();
+    // A pass-through starts no flow: its surface is the mapped energies.
+    let start = match trace.frames.first() {
+        Some(f) => f.energy.clone(),
+        None if cfg.flow.pass_through => surface.clone(),
+        None => Vec::new(),
+    };
     let mut grid = LatticeGrid::new(cfg.lattice());
     Ok(RowReport {
         row,
@@ -338,6 +343,12 @@ pub fn inspect(req: &InspectRequest, runtime: &RuntimeConfig, dev: &Device) -> R
     let (model, meta) = checkpoint::load_model(&ckpt, runtime.kernels, dev)?;
     let cfg = &meta.config;
     let mut notes = Vec::new();
+    if cfg.flow.pass_through {
+        notes.push(
+            "the model's propagation is a pass-through (flow.pass_through): no flow starts, so the flow pictures are empty and the surface is the mapped energies"
+                .to_string(),
+        );
+    }
     let (input, target) = read_rows(&req.input, cfg, &req.rows, &mut notes)?;
     let settings = ForwardSettings::new(cfg, crate::pool::wanted(runtime, dev));
     std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;

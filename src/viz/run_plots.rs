@@ -3,7 +3,8 @@
 //! `index.html` that shows them with short captions.
 //!
 //! The pictures: training and held-out loss; held-out cosine against the
-//! identity and ridge baselines (recomputed as `eval` computes them, on the
+//! identity and ridge baselines and the learned MLPs kept in the folder
+//! (identity and ridge recomputed as `eval` computes them, on the
 //! run's held-out split of the data its checkpoint records); learning rate
 //! and gradient norm; flows created / spawned / dropped and completions by
 //! kind; step time and samples per second.
@@ -16,6 +17,7 @@ use super::html::{Figure, Page, Section};
 use super::style::{PALETTE, TALL, WIDE, light, write_png};
 use crate::checkpoint::{self, Meta};
 use crate::error::{Error, Result};
+use crate::train::baselines::{self, LearnedBaselines};
 use crate::train::eval::{self, Baselines};
 use crate::train::metrics::{Record, StepRecord, ValidationRecord, read_records};
 use std::path::{Path, PathBuf};
@@ -65,7 +67,7 @@ pub fn run_records(run: &Path) -> Result<(Vec<StepRecord>, Vec<ValidationRecord>
 
 /// The baselines of the run and a sentence saying how they were obtained,
 /// or the reason they could not be.
-fn run_baselines(meta: &Result<Meta>) -> std::result::Result<(Baselines, String), String> {
+fn run_baselines(run: &Path, meta: &Result<Meta>) -> std::result::Result<(Baselines, Option<LearnedBaselines>, String), String> {
     let meta = meta
         .as_ref()
         .map_err(|e| format!("no baselines: no checkpoint to find the run's data ({e})"))?;
@@ -73,16 +75,33 @@ fn run_baselines(meta: &Result<Meta>) -> std::result::Result<(Baselines, String)
     let data = eval::recorded_data(meta).map_err(why)?;
     let (split, note) = crate::train::plan::checkpoint_split(meta, &data).map_err(why)?;
     let b = eval::baselines(&data, &split.train, &split.val).map_err(why)?;
+    // Only the kept fit: a plot must not spend the better part of a minute
+    // training baselines; `train` and `eval` keep them in the folder.
+    let learned = meta
+        .train
+        .as_ref()
+        .and_then(|t| baselines::cached(run, &data, &split, t.seed, &meta.config.train));
+    let learned_how = if learned.is_some() {
+        format!(
+            " The MLP and residual MLP ({}-{h}-{h}-{}, early-stopped on the validation split) are the ones kept in the run's {}.",
+            data.input.cols,
+            data.target.cols,
+            baselines::FILE,
+            h = baselines::HIDDEN
+        )
+    } else {
+        format!(" The learned baselines are not drawn: the run folder keeps no {} for this data and split (`eval` fits and keeps them).", baselines::FILE)
+    };
     let how = format!(
         "Baselines recomputed as `eval --split validation` computes them on the validation split the curves are measured on ({} of {} pairs of {}): \
-         identity predicts the input itself, linear is ridge regression fitted on the {} training pairs.{}",
+         identity predicts the input itself, linear is ridge regression fitted on the {} training pairs.{learned_how}{}",
         split.val.len(),
         data.len(),
         data.origin,
         split.train.len(),
         note.map(|n| format!(" Note: {n}.")).unwrap_or_default()
     );
-    Ok((b, how))
+    Ok((b, learned, how))
 }
 
 /// `f` of every step as (step, value) points.
@@ -171,8 +190,8 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
         ),
         Series::new("held-out cosine", val_points(|v| v.val_cosine), c[1], Mark::LinePoints),
     ];
-    let cos_caption = match run_baselines(&meta) {
-        Ok((b, how)) => {
+    let cos_caption = match run_baselines(run, &meta) {
+        Ok((b, learned, how)) => {
             if let Some(id) = b.identity_cosine {
                 cos_series.push(Series::hline(format!("identity baseline {id:.4}"), id, c[2]));
             }
@@ -181,6 +200,14 @@ pub fn plot_run(run: &Path, out: &Path) -> Result<RunPlots> {
                 b.linear_cosine,
                 c[3],
             ));
+            if let Some(l) = learned {
+                let (mlp, res) = l.cosines(false);
+                for (name, v, colour) in [("MLP", mlp, c[4]), ("residual MLP", res, c[5])] {
+                    if let Some(v) = v {
+                        cos_series.push(Series::hline(format!("{name} baseline {v:.4}"), v, colour));
+                    }
+                }
+            }
             how
         }
         Err(why) => {
