@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The whole GPU check (issue 20) as one call of the device tool.
+#
+#   scripts/device-check.sh prepare   # here: builds and gathers .device/
+#   # then, with the device tool (one call, timeout_s 540):
+#   #   run(command="bash scripts/device-check.sh device", carry=[".device"])
+#
+# `prepare` builds the stripped `--features vulkan` release binary and
+# tests/gpu.rs for it, downloads
+# the Debian Vulkan loader packages the device README names, and copies the
+# PyTorch peer into .device/ (git-ignored; well under the 64 MiB carried).
+# `device`, on the lent machine, unpacks the loaders, checks the loader and
+# the NVIDIA ICD, then writes at most 8 files under $OUT:
+#   env.txt           nvidia-smi, ldconfig's vulkan lines, the ICD, tests/gpu.rs
+#   ours-debug.json, ours-experiment.json, ours-optimized.json
+#                     `energyflow bench step --device vulkan --json` (one line)
+#   peer.jsonl        the PyTorch peer on CUDA, one line per preset
+#   smi.csv           nvidia-smi sampled every 200 ms during our steps
+#                     (utilisation, memory), with a marker line per preset
+#   log.txt           every command's stderr, for when something fails
+# Every step has its own time limit so that the whole stays under 8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+D=.device
+
+prepare() {
+  set -e
+  mkdir -p "$D/gl"
+  grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >>.git/info/exclude
+  cargo build --release --features vulkan --bin energyflow
+  strip -o "$D/energyflow" target/release/energyflow
+  # tests/gpu.rs built for the Vulkan backend, to run there without cargo
+  local t
+  t=$(cargo test --release --features vulkan --test gpu --no-run --message-format=json \
+    | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+  strip -o "$D/gpu-tests" "$t"
+  local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  mkdir -p /tmp/amd64/partial
+  # shellcheck disable=SC2086
+  apt-get $o update -qq
+  # shellcheck disable=SC2086
+  (cd "$D/gl" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  mkdir -p "$D/peer" && cp ../shared/peer/*.py "$D/peer/"
+  # micro-batched configs: the presets' own batches, in passes that fit
+  printf 'preset = "experiment"\n[train]\nsamples_per_pass = 8\n' >"$D/experiment.toml"
+  printf 'preset = "optimized"\n[train]\nsamples_per_pass = 4\n' >"$D/optimized.toml"
+  du -sh "$D"
+}
+
+device() {
+  : "${OUT:?device mode writes under \$OUT (run it through the device tool)}"
+  local log="$OUT/log.txt" env="$OUT/env.txt"
+  for f in "$D"/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  {
+    echo "## ldconfig -p | grep vulkan"; ldconfig -p | grep -i vulkan
+    echo "## ICD files"; ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d 2>&1
+    echo "## nvidia-smi"; nvidia-smi
+  } >"$env" 2>&1
+  if ! ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+    echo "## VK_DRIVER_FILES=$VK_DRIVER_FILES" >>"$env"
+  fi
+  # tests/gpu.rs on the real GPU (the Vulkan build; lavapipe runs the wgpu one)
+  echo "## tests/gpu.rs" >>"$env"
+  timeout 120 "$D/gpu-tests" >>"$env" 2>&1 || echo "## gpu tests: exit $?" >>"$env"
+
+  local smi="$OUT/smi.csv"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -lms 200 >"$smi" 2>>"$log" &
+  local smi_pid=$!
+  for p in debug experiment optimized; do
+    local cfg=(--preset "$p") limit=100 runs=5
+    [ -f "$D/$p.toml" ] && cfg=(--config "$D/$p.toml")
+    [ "$p" = optimized ] && { limit=150; runs=2; }
+    echo "# start $p $(date +%s.%N)" >>"$smi"
+    timeout "$limit" "$D/energyflow" bench step "${cfg[@]}" --device vulkan --runs "$runs" --warmup 1 --json \
+      >"$OUT/ours-$p.json" 2>>"$log" || echo "## ours $p: exit $?" >>"$log"
+    echo "# end $p $(date +%s.%N)" >>"$smi"
+  done
+  kill "$smi_pid" 2>/dev/null
+
+  for p in debug experiment optimized; do
+    local extra=()
+    [ "$p" = experiment ] && extra=(--micro-batch 8 --runs 2 --warmup 1)
+    [ "$p" = optimized ] && extra=(--micro-batch 4 --runs 2 --warmup 1)
+    timeout 90 python3 "$D/peer/port_step.py" --preset "$p" --device cuda "${extra[@]}" \
+      >>"$OUT/peer.jsonl" 2>>"$log" || echo "## peer $p: exit $?" >>"$log"
+  done
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  device) device ;;
+  *) echo "usage: scripts/device-check.sh prepare|device" >&2; exit 2 ;;
+esac
