@@ -361,4 +361,3 @@ pub fn bench_step(
         host_write_bytes: per_step(moved.write_bytes),
     })
 }
-

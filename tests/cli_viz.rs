@@ -290,7 +290,17 @@ fn inspect_draws_a_pass_through_model_and_says_so() {
     let toml = TINY.replace("[flow]\n", "[flow]\npass_through = true\n");
     let (st, _) = trained_with(&toml, "2", &[]);
     let out = st.dir.path().join("p");
-    let run = energyflow(&["inspect", "--checkpoint", s(&st.run), "--input", s(&st.data), "--rows", "1", "--out", s(&out)]);
+    let run = energyflow(&[
+        "inspect",
+        "--checkpoint",
+        s(&st.run),
+        "--input",
+        s(&st.data),
+        "--rows",
+        "1",
+        "--out",
+        s(&out),
+    ]);
     ok(&run);
     assert!(String::from_utf8_lossy(&run.stderr).contains("pass-through"));
     assert_eq!(check_page(&out).len(), 6);

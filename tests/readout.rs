@@ -25,7 +25,9 @@ fn config(w: usize, h: usize, e: usize, init: LinearPathInit) -> EnergyConfig {
 
 /// Random-looking embeddings, `rows` x `e`.
 fn embeddings(rows: usize, e: usize) -> Vec<f32> {
-    (0..rows * e).map(|i| ((i as f32 * 0.731).sin() * 43.7).fract() - 0.5).collect()
+    (0..rows * e)
+        .map(|i| ((i as f32 * 0.731).sin() * 43.7).fract() - 0.5)
+        .collect()
 }
 
 /// mapper-then-collector of a fresh model of `cfg` on `x`.
@@ -104,13 +106,20 @@ fn the_passthrough_lesion_reads_out_the_mapped_energies() {
         lesion: Some(Lesion::Passthrough),
         ..ForwardOptions::inference(&settings)
     };
-    let out = m.forward(x.clone(), &settings, &mut Workspace::default(), &opts).unwrap();
+    let out = m
+        .forward(x.clone(), &settings, &mut Workspace::default(), &opts)
+        .unwrap();
     let mapped = device::to_vec(m.input_mapper.forward(x.clone(), None)).unwrap();
     assert_eq!(device::to_vec(out.surface).unwrap(), mapped);
     assert_eq!(out.stats.flows_created, 0);
     // Without it, flows carry the energies and change them.
     let plain = m
-        .forward(x, &settings, &mut Workspace::default(), &ForwardOptions::inference(&settings))
+        .forward(
+            x,
+            &settings,
+            &mut Workspace::default(),
+            &ForwardOptions::inference(&settings),
+        )
         .unwrap();
     assert_eq!(plain.stats.flows_created, 2 * 12);
     assert_ne!(device::to_vec(plain.surface).unwrap(), mapped);
@@ -125,7 +134,10 @@ fn the_learned_baselines_are_deterministic_and_the_residual_mlp_beats_ridge() {
     let split = Split::new(small.len(), 0.2, 0.2, 1).unwrap();
     let a = baselines::fit(&small, &split, 5, &train, &dev).unwrap();
     let b = baselines::fit(&small, &split, 5, &train, &dev).unwrap();
-    assert_eq!((a.mlp.validation_cosine, a.mlp.test_cosine), (b.mlp.validation_cosine, b.mlp.test_cosine));
+    assert_eq!(
+        (a.mlp.validation_cosine, a.mlp.test_cosine),
+        (b.mlp.validation_cosine, b.mlp.test_cosine)
+    );
     assert_eq!(a.key, b.key);
     let c = baselines::fit(&small, &split, 6, &train, &dev).unwrap();
     assert_ne!(a.mlp.validation_cosine, c.mlp.validation_cosine);
@@ -136,7 +148,10 @@ fn the_learned_baselines_are_deterministic_and_the_residual_mlp_beats_ridge() {
     let ridge = Ridge::fit(&data, &split.train).unwrap().predict(&data, &split.test);
     let ridge_cos = mean_cosine(&ridge, &data, &split.test);
     let residual = fitted.residual_mlp.unwrap().test_cosine.unwrap();
-    assert!(residual > ridge_cos + 0.02, "residual MLP {residual} vs ridge {ridge_cos}");
+    assert!(
+        residual > ridge_cos + 0.02,
+        "residual MLP {residual} vs ridge {ridge_cos}"
+    );
 }
 
 fn mean_cosine(pred: &[f32], data: &PairData, rows: &[usize]) -> f64 {

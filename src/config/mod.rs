@@ -151,7 +151,11 @@ impl ModelConfig {
     /// What a run of this model should be told at its start, one line
     /// each: allowed choices that do not do what their name suggests.
     pub fn notes(&self) -> Vec<String> {
-        let (s, e_in, e_out) = (self.surface_cells(), self.input_embedding_dim, self.output_embedding_dim);
+        let (s, e_in, e_out) = (
+            self.surface_cells(),
+            self.input_embedding_dim,
+            self.output_embedding_dim,
+        );
         let mut notes = Vec::new();
         if !(self.linear_path && self.linear_path_init == LinearPathInit::Identity) {
             return notes;

@@ -73,7 +73,11 @@ pub fn parameter_counts(cfg: &EnergyConfig) -> [f64; 4] {
     let half = (m.carrier_hidden_dim / 2) as f64;
     let heads = linear(hd, half) + linear(half, 1.0) + linear(hd, 64.0) + linear(64.0, 3.0);
     let readout = s + linear(s, 2.0 * s) + head_norm(2.0 * s) + linear(2.0 * s, i) + head_norm(i) + linear(i, e_out);
-    let (path_in, path_out) = if m.linear_path { (linear(e_in, s), linear(s, e_out)) } else { (0.0, 0.0) };
+    let (path_in, path_out) = if m.linear_path {
+        (linear(e_in, s), linear(s, e_out))
+    } else {
+        (0.0, 0.0)
+    };
     [mapper + path_in, neuron, layers + heads, readout + path_out]
 }
 

@@ -182,7 +182,14 @@ fn score(model: &Mlp, data: &PairData, rows: &[usize], train: &TrainConfig, dev:
 }
 
 /// The fit at each learning rate; the one best on the validation loss.
-fn fit_one(data: &PairData, split: &Split, seed: u64, residual: bool, train: &TrainConfig, dev: &Device) -> Result<Fitted> {
+fn fit_one(
+    data: &PairData,
+    split: &Split,
+    seed: u64,
+    residual: bool,
+    train: &TrainConfig,
+    dev: &Device,
+) -> Result<Fitted> {
     let t0 = Instant::now();
     let mut best: Option<(f64, Fitted)> = None;
     for lr in LEARNING_RATES {

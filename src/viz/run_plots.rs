@@ -67,7 +67,10 @@ pub fn run_records(run: &Path) -> Result<(Vec<StepRecord>, Vec<ValidationRecord>
 
 /// The baselines of the run and a sentence saying how they were obtained,
 /// or the reason they could not be.
-fn run_baselines(run: &Path, meta: &Result<Meta>) -> std::result::Result<(Baselines, Option<LearnedBaselines>, String), String> {
+fn run_baselines(
+    run: &Path,
+    meta: &Result<Meta>,
+) -> std::result::Result<(Baselines, Option<LearnedBaselines>, String), String> {
     let meta = meta
         .as_ref()
         .map_err(|e| format!("no baselines: no checkpoint to find the run's data ({e})"))?;
@@ -90,7 +93,10 @@ fn run_baselines(run: &Path, meta: &Result<Meta>) -> std::result::Result<(Baseli
             h = baselines::HIDDEN
         )
     } else {
-        format!(" The learned baselines are not drawn: the run folder keeps no {} for this data and split (`eval` fits and keeps them).", baselines::FILE)
+        format!(
+            " The learned baselines are not drawn: the run folder keeps no {} for this data and split (`eval` fits and keeps them).",
+            baselines::FILE
+        )
     };
     let how = format!(
         "Baselines recomputed as `eval --split validation` computes them on the validation split the curves are measured on ({} of {} pairs of {}): \
