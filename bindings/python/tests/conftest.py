@@ -22,7 +22,14 @@ def small_pairs(n=80, seed=0):
 
 
 # The tuned preset at width 8: 64 training rows = 2 steps an epoch.
-SMALL = {"model": {"input_embedding_dim": DIM, "output_embedding_dim": DIM}, "train": {"epochs": 2}}
+# The default preset with a small lattice and mapper, and its propagation on
+# (the default's is a pass-through, which starts no flow to test).
+SMALL = {
+    "model": {"input_embedding_dim": DIM, "output_embedding_dim": DIM, "lattice_width": 6, "lattice_height": 6,
+              "mapper_hidden": 64},
+    "flow": {"pass_through": False},
+    "train": {"epochs": 2},
+}
 
 
 @pytest.fixture(scope="session")

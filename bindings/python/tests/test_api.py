@@ -13,7 +13,7 @@ def test_version_and_presets():
 def test_preset_config_has_every_field_and_round_trips(tmp_path):
     cfg = ef.preset_config("tuned")
     assert set(cfg) == {"model", "flow", "train"}
-    assert cfg["model"]["lattice_width"] == 10 and cfg["flow"]["lattice_depth"] == 2
+    assert cfg["model"]["lattice_width"] == 20 and cfg["flow"]["pass_through"] is True
     assert "planned_steps" in cfg["train"]  # an unset field is None, not missing
     debug = ef.preset_config("debug")
     assert (debug["model"]["lattice_width"], debug["train"]["batch_size"]) == (20, 8)
