@@ -62,6 +62,21 @@ fn trained_with(toml: &str, steps: &str, extra: &[&str]) -> (Setup, Output) {
     (Setup { dir, data, run }, out)
 }
 
+/// `energyflow inspect` of checkpoint `run` on `rows` of `data` into `out`.
+fn inspect_rows(run: &Path, data: &Path, rows: &str, out: &Path) -> Output {
+    energyflow(&[
+        "inspect",
+        "--checkpoint",
+        s(run),
+        "--input",
+        s(data),
+        "--rows",
+        rows,
+        "--out",
+        s(out),
+    ])
+}
+
 /// Every picture a page shows is a real PNG of at least 800 x 500, and
 /// every file it refers to exists. Returns the pictures' names.
 fn check_page(dir: &Path) -> Vec<String> {
@@ -147,19 +162,7 @@ fn train_says_where_the_curves_will_be() {
 fn inspect_agrees_with_the_forward_and_draws_identically() {
     let (st, _) = trained("3", &[]);
     let (a, b) = (st.dir.path().join("a"), st.dir.path().join("b"));
-    let inspect = |out: &Path| {
-        energyflow(&[
-            "inspect",
-            "--checkpoint",
-            s(&st.run),
-            "--input",
-            s(&st.data),
-            "--rows",
-            "3,0",
-            "--out",
-            s(out),
-        ])
-    };
+    let inspect = |out: &Path| inspect_rows(&st.run, &st.data, "3,0", out);
     let listed = ok(&inspect(&a));
     assert!(listed.lines().all(|l| Path::new(l).is_file()), "{listed}");
     let pngs = check_page(&a);
@@ -290,17 +293,7 @@ fn inspect_draws_a_pass_through_model_and_says_so() {
     let toml = TINY.replace("[flow]\n", "[flow]\npass_through = true\n");
     let (st, _) = trained_with(&toml, "2", &[]);
     let out = st.dir.path().join("p");
-    let run = energyflow(&[
-        "inspect",
-        "--checkpoint",
-        s(&st.run),
-        "--input",
-        s(&st.data),
-        "--rows",
-        "1",
-        "--out",
-        s(&out),
-    ]);
+    let run = inspect_rows(&st.run, &st.data, "1", &out);
     ok(&run);
     assert!(String::from_utf8_lossy(&run.stderr).contains("pass-through"));
     assert_eq!(check_page(&out).len(), 6);
