@@ -282,6 +282,26 @@ pub fn keep(run: &Path, b: &LearnedBaselines) -> Result<()> {
     write_atomic(&run.join(FILE), text.as_bytes())
 }
 
+/// The baselines kept in run folder `run` for this data, split, seed and
+/// loss, or fitted now on `dev` and handed to `keep` (which writes them
+/// when its caller may write the folder).
+pub fn kept_or_fitted(
+    run: &Path,
+    data: &PairData,
+    split: &Split,
+    seed: u64,
+    train: &TrainConfig,
+    dev: &Device,
+    keep: impl FnOnce(&LearnedBaselines) -> Result<()>,
+) -> Result<LearnedBaselines> {
+    if let Some(kept) = cached(run, data, split, seed, train) {
+        return Ok(kept);
+    }
+    let fitted = fit(data, split, seed, train, dev)?;
+    keep(&fitted)?;
+    Ok(fitted)
+}
+
 /// The run folder a checkpoint path belongs to: `dir` itself when it holds
 /// a run's `metrics.jsonl`, its parent when `dir` is that run's `best/` or
 /// `latest/`; None for a checkpoint outside any run folder.

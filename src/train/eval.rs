@@ -434,14 +434,20 @@ pub fn learned_baselines(
     let Some(run) = baselines::run_folder(dir) else {
         return Ok(None);
     };
-    if let Some(kept) = baselines::cached(run, data, split, seed, train) {
-        return Ok(Some(kept));
-    }
-    let fitted = baselines::fit(data, split, seed, train, dev)?;
-    if let Ok((_lock, _)) = super::lock::RunLock::acquire(run) {
-        baselines::keep(run, &fitted)?;
-    }
-    Ok(Some(fitted))
+    baselines::kept_or_fitted(
+        run,
+        data,
+        split,
+        seed,
+        train,
+        dev,
+        |b| match super::lock::RunLock::acquire(run) {
+            Ok((_lock, _)) => baselines::keep(run, b),
+            // Another process writes the folder: report the fit, keep nothing.
+            Err(_) => Ok(()),
+        },
+    )
+    .map(Some)
 }
 
 #[cfg(test)]

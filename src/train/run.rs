@@ -190,12 +190,9 @@ impl Run {
     fn learned_baselines(&self) -> Result<LearnedBaselines> {
         let t = &self.trainer;
         let (split, seed, train) = (&t.plan.split, t.plan.seed, &t.plan.config.train);
-        if let Some(kept) = baselines::cached(&self.out, &self.data, split, seed, train) {
-            return Ok(kept);
-        }
-        let fitted = baselines::fit(&self.data, split, seed, train, t.plain_device())?;
-        baselines::keep(&self.out, &fitted)?;
-        Ok(fitted)
+        baselines::kept_or_fitted(&self.out, &self.data, split, seed, train, t.plain_device(), |b| {
+            baselines::keep(&self.out, b)
+        })
     }
 
     /// Whether a periodic validation (`train.validate_every_steps`) is due
