@@ -1,7 +1,7 @@
 //! The GPU code path (built with `--features vulkan` or `--features wgpu`)
-//! against the CPU backend: the fused kernels' composed GPU bodies, a
-//! whole forward pass, a few training steps, the collection against the
-//! naive oracle, and the CLI on `--device vulkan`. Without a GPU feature
+//! against the CPU backend: a whole forward pass, a few training steps,
+//! the collection against the naive oracle, and the CLI on `--device
+//! vulkan` (the kernels one by one are tests/gpu_kernels.rs). Without a GPU feature
 //! this file is empty. scripts/gpu-tests.sh runs it on Mesa's software
 //! Vulkan driver (lavapipe, selected with CUBECL_WGPU_DEFAULT_DEVICE=Cpu).
 //!
@@ -12,83 +12,18 @@
 
 mod common;
 
+use common::gpu::{gpu, host, max_diff};
 use common::tiny_config;
 use energyflow::config::RuntimeConfig;
 
-use burn::tensor::{Device, Tensor};
-use energyflow::device::{self, ADAPTER_VAR, DeviceKind};
+use burn::tensor::Device;
+use energyflow::device::{self, ADAPTER_VAR};
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
-use energyflow::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
+use energyflow::kernels::Kernels;
 use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use energyflow::train::{PairData, Trainer};
 use std::process::Command;
-use std::sync::OnceLock;
-
-/// The Vulkan device (probed in a child process once); fails, never skips.
-fn gpu() -> Device {
-    static GPU: OnceLock<Result<Device, String>> = OnceLock::new();
-    let opened = GPU.get_or_init(|| {
-        let mut probe = Command::new(env!("CARGO_BIN_EXE_energyflow"));
-        probe.args(["probe-device", "--device", "vulkan"]);
-        device::select_isolated(DeviceKind::Vulkan, probe).map_err(|e| e.to_string())
-    });
-    opened.clone().unwrap_or_else(|e| {
-        panic!("{e} (a software adapter runs these tests with {ADAPTER_VAR}=Cpu; see scripts/gpu-tests.sh)")
-    })
-}
-
-fn values(n: usize, seed: f32) -> Vec<f32> {
-    (0..n).map(|i| (i as f32 * 0.618 + seed).sin() * 2.5).collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    device::to_vec(t).unwrap()
-}
-
-#[test]
-fn fused_kernels_on_the_gpu_equal_the_cpu_within_1e5() {
-    let (gpu, cpu) = (gpu(), Device::flex());
-    for (rows, hd) in [(1, 1), (5, 3), (33, 17)] {
-        let m = |n: usize, cols: usize, seed: f32, dev: &Device| device::matrix(values(n * cols, seed), n, cols, dev);
-        let v = |n: usize, seed: f32, dev: &Device| device::vector(values(n, seed), dev) * 0.3;
-        let cell = |dev: &Device| {
-            let (gx, gh, h) = (
-                m(rows, 3 * hd, 0.1, dev),
-                m(rows, 3 * hd, 1.7, dev),
-                m(rows, hd, 2.9, dev) * 0.4,
-            );
-            let (bi, bh) = (v(3 * hd, 0.5, dev), v(3 * hd, 1.1, dev));
-            let composed = gru_cell_composed(
-                gx.clone() + bi.clone().unsqueeze(),
-                gh.clone() + bh.clone().unsqueeze(),
-                h.clone(),
-            );
-            (gru_cell(gx, gh, h, bi, bh), composed)
-        };
-        let (g_fused, g_composed) = cell(&gpu);
-        let (c_fused, _) = cell(&cpu);
-        let c = host(c_fused);
-        assert!(max_diff(&host(g_fused), &c) <= 1e-5, "gru, rows {rows}, hd {hd}");
-        assert!(
-            max_diff(&host(g_composed), &c) <= 1e-5,
-            "composed gru, rows {rows}, hd {hd}"
-        );
-        let d = max_diff(
-            &host(Kernels::Fused.gelu(m(rows, hd, 0.3, &gpu))),
-            &host(Kernels::Fused.gelu(m(rows, hd, 0.3, &cpu))),
-        );
-        assert!(d <= 1e-5, "gelu, rows {rows}, hd {hd}: {d}");
-        let product = |dev: &Device| host(matmul(m(rows, hd + 2, 0.7, dev), m(hd + 2, 2 * hd, 1.3, dev)));
-        let d = max_diff(&product(&gpu), &product(&cpu));
-        assert!(d <= 1e-4, "matmul, rows {rows}, hd {hd}: {d}");
-    }
-}
 
 #[test]
 fn forward_on_the_gpu_equals_the_cpu() {

@@ -8,8 +8,10 @@
 //! - Flex (CPU), f32: one pass over parameter, gradient and both moments,
 //!   split over the cores; the same f32 operations in the same order as
 //!   burn's `AdamW` (so the same values to the bit, tested).
-//! - Other backends (Vulkan) and other dtypes: those burn ops, through
-//!   the default body.
+//! - Cube (Vulkan, wgpu): the same pass as a CubeCL kernel, in place
+//!   (`adamw_cube.rs`).
+//! - Other backends and other dtypes: those burn ops, through the default
+//!   body.
 //!
 //! Not an autodiff op: optimizers work on the parameters' inner tensors.
 
@@ -78,7 +80,7 @@ pub trait AdamOps: Backend {
 }
 
 /// burn's `AdamW::step` (no AMSGrad, no cautious decay) with backend ops.
-fn composed<B: Backend>(
+pub(super) fn composed<B: Backend>(
     param: FloatTensor<B>,
     grad: FloatTensor<B>,
     m1: FloatTensor<B>,
@@ -183,9 +185,6 @@ impl AdamOps for Flex {
         (t(p), t(a), t(b))
     }
 }
-
-#[cfg(gpu)]
-impl AdamOps for burn::backend::Cube {}
 
 /// One AdamW update of a parameter through the fused kernel.
 pub fn adamw_step<const D: usize>(

@@ -3,9 +3,10 @@
 //! - Flex (CPU): one multi-threaded, vectorised pass (`gelu_cpu::gelu`); in
 //!   training the same pass writes GELU'(x), so the backward is one
 //!   multiplication and no erf or exp is evaluated twice.
+//! - Cube (Vulkan, wgpu): the same pass as a CubeCL kernel (`gelu_cube.rs`).
 //! - Autodiff: one graph node with that backward.
-//! - Other backends (Vulkan) and non-f32 Flex tensors: burn's own GELU and
-//!   its backward, through the default bodies.
+//! - Other backends and non-f32 tensors: burn's own GELU and its backward,
+//!   through the default bodies.
 
 use super::{contiguous_f32, gelu_cpu};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -69,9 +70,6 @@ impl GeluOps for Flex {
         }
     }
 }
-
-#[cfg(gpu)]
-impl GeluOps for burn::backend::Cube {}
 
 #[derive(Debug)]
 struct GeluBackward;

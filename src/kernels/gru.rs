@@ -6,8 +6,10 @@
 //! - Autodiff: one graph node per cell with a handwritten backward that
 //!   reuses the gates the forward saved ([N, 4H]) instead of the dozen
 //!   nodes and saved tensors of the composed cell.
-//! - Any other backend (Vulkan through `Cube`) and non-f32 Flex tensors:
-//!   the trait's default bodies, composed of ordinary backend ops.
+//! - Cube (Vulkan, wgpu): the CubeCL kernels of `gru_cube.rs`, the same
+//!   two passes on the device.
+//! - Any other backend and non-f32 tensors: the trait's default bodies,
+//!   composed of ordinary backend ops.
 //!
 //! [`gru_cell`] is the `Tensor`-level entry; [`gru_cell_composed`] is the
 //! same cell written with ordinary tensor ops (the reference the fused one
@@ -87,7 +89,7 @@ fn row<B: Backend>(b: FloatTensor<B>) -> FloatTensor<B> {
 }
 
 /// The forward of the module docs of `gru_cpu.rs` with backend ops.
-fn composed_saving<B: Backend>(
+pub(super) fn composed_saving<B: Backend>(
     gx: FloatTensor<B>,
     gh: FloatTensor<B>,
     h: FloatTensor<B>,
@@ -110,7 +112,7 @@ fn composed_saving<B: Backend>(
 
 /// The backward of the module docs of `gru_cpu.rs` with backend ops.
 #[allow(clippy::type_complexity)]
-fn composed_backward<B: Backend>(
+pub(super) fn composed_backward<B: Backend>(
     saved: FloatTensor<B>,
     h: FloatTensor<B>,
     g: FloatTensor<B>,
@@ -220,10 +222,6 @@ impl GruOps for Flex {
         }
     }
 }
-
-// Vulkan: the composed default bodies (no kernel of our own on the GPU).
-#[cfg(gpu)]
-impl GruOps for burn::backend::Cube {}
 
 /// The cell's backward: the gradient of h' into gx, gh, h and the biases.
 #[derive(Debug)]

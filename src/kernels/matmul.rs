@@ -6,7 +6,9 @@
 //!   included (a transposed operand is read in place, not copied).
 //! - Autodiff: one node; its backward is two more of these products,
 //!   dA = dC B^T and dB = A^T dC.
-//! - Other backends and dtypes: burn's own `float_matmul`.
+//! - Other backends and dtypes: burn's own `float_matmul`; on Cube (Vulkan,
+//!   wgpu) that is already cubek's tiled GPU GEMM, so the default body is
+//!   kept there.
 
 use super::gemm_cpu::{self, View};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -57,6 +59,7 @@ impl MatmulOps for Flex {
     }
 }
 
+// burn's GPU GEMM (cubek), through the default body.
 #[cfg(gpu)]
 impl MatmulOps for burn::backend::Cube {}
 

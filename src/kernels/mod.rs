@@ -16,17 +16,30 @@
 //!   with a parallel backward;
 //! - `adamw`: the AdamW update of one parameter in one parallel pass
 //!   (`AdamOps`), for the optimizer;
-//! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise.
+//! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
+//! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather and AdamW as
+//!   CubeCL kernels for burn's Cube backend (Vulkan, wgpu), with `cube` for
+//!   what they share. The matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
+#[cfg(gpu)]
+mod adamw_cube;
+#[cfg(gpu)]
+mod cube;
 mod gelu;
 pub mod gelu_cpu;
+#[cfg(gpu)]
+mod gelu_cube;
 pub mod gemm_cpu;
 mod gru;
 pub mod gru_cpu;
+#[cfg(gpu)]
+mod gru_cube;
 pub mod math;
 mod matmul;
 mod rows;
+#[cfg(gpu)]
+mod rows_cube;
 mod uninit;
 
 pub use adamw::{AdamOps, AdamStep, adamw_step};

@@ -12,9 +12,11 @@
 //!   its output rows' gradients in output order (children share a parent
 //!   row), or zeros. No buffer is cleared first, no row is written twice,
 //!   and the result does not depend on the number of threads.
+//! - Cube (Vulkan, wgpu): the same gather and backward as CubeCL kernels
+//!   (`rows_cube.rs`), the inverse index built on the device.
 //! - Autodiff: one graph node with that backward.
-//! - Other backends (Vulkan) and non-f32 Flex tensors: `select` and
-//!   burn's own backward of it, through the default bodies.
+//! - Other backends and non-f32 tensors: `select` and burn's own backward
+//!   of it, through the default bodies.
 
 use super::contiguous_f32;
 use super::uninit::{assume_init, uninit};
@@ -52,7 +54,7 @@ pub trait RowOps: Backend {
 }
 
 /// Burn's own backward of `select` on dimension 0.
-fn scatter_add<B: Backend>(grad: FloatTensor<B>, idx: IntTensor<B>, rows: usize) -> FloatTensor<B> {
+pub(super) fn scatter_add<B: Backend>(grad: FloatTensor<B>, idx: IntTensor<B>, rows: usize) -> FloatTensor<B> {
     let d = grad.shape()[1];
     let zeros = B::float_zeros([rows, d].into(), &grad.device(), grad.dtype().into());
     B::float_select_assign(zeros, 0, idx, grad, IndexingUpdateOp::Add)
@@ -179,9 +181,6 @@ impl RowOps for Flex {
         }
     }
 }
-
-#[cfg(gpu)]
-impl RowOps for burn::backend::Cube {}
 
 #[derive(Debug)]
 struct GatherBackward;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: running the binary, checking a
 //! refusal, finding the teacher model folder, a tiny model config, a
-//! temporary run setup. Each test crate uses a part.
+//! temporary run setup; `gpu` for the GPU test crates. Each test crate
+//! uses a part.
 #![allow(dead_code)]
 
 use energyflow::config::{EnergyConfig, Preset};
@@ -8,6 +9,9 @@ use energyflow::io::{StoreDtype, save_matrices};
 use energyflow::train::PairData;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+#[cfg(gpu)]
+pub mod gpu;
 
 /// A model small enough for a training step in milliseconds (for `--config`).
 pub const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
