@@ -2,10 +2,17 @@
 //! `vulkan` or `wgpu` cargo feature), the probe that tries a GPU in a child
 //! process first, and the few host <-> device conversions the engine needs.
 //!
+//! Those conversions are the only place where data crosses between the host
+//! and the device, so they count what crosses ([`Transfers`], per thread: a
+//! forward and a training step run on the calling thread). On a GPU every
+//! read waits for the queue to drain, which is why `bench step` reports them.
+//!
 //! Not for choosing kernels or policies per device: that is the model's.
 
 use crate::error::{Error, Result, one_line};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::Serialize;
+use std::cell::Cell;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -210,30 +217,105 @@ pub fn is_cpu(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()
 }
 
+/// Host <-> device transfers made through this module's helpers on the
+/// current thread since it started (see the module docs). Differences of
+/// two readings measure a piece of work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Transfers {
+    /// Reads back to the host (each one waits for the device).
+    pub reads: u64,
+    pub read_bytes: u64,
+    /// Uploads from the host.
+    pub writes: u64,
+    pub write_bytes: u64,
+}
+
+impl std::ops::Sub for Transfers {
+    type Output = Transfers;
+
+    fn sub(self, o: Transfers) -> Transfers {
+        Transfers {
+            reads: self.reads - o.reads,
+            read_bytes: self.read_bytes - o.read_bytes,
+            writes: self.writes - o.writes,
+            write_bytes: self.write_bytes - o.write_bytes,
+        }
+    }
+}
+
+thread_local! {
+    static TRANSFERS: Cell<Transfers> = const { Cell::new(Transfers { reads: 0, read_bytes: 0, writes: 0, write_bytes: 0 }) };
+}
+
+/// This thread's transfer counters.
+pub fn transfers() -> Transfers {
+    TRANSFERS.with(Cell::get)
+}
+
+fn count(read: bool, bytes: usize) {
+    TRANSFERS.with(|c| {
+        let mut t = c.get();
+        if read {
+            t.reads += 1;
+            t.read_bytes += bytes as u64;
+        } else {
+            t.writes += 1;
+            t.write_bytes += bytes as u64;
+        }
+        c.set(t);
+    });
+}
+
+/// Uploads `data` (counted).
+fn upload<const D: usize, K: burn::tensor::kind::Basic>(data: TensorData, device: &Device) -> Tensor<D, K> {
+    count(false, data.as_bytes().len());
+    Tensor::from_data(data, device)
+}
+
+/// Reads `t` back (counted: the bytes the device sent, before conversion).
+fn download<const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<D, K>) -> TensorData {
+    let data = t.into_data();
+    count(true, data.as_bytes().len());
+    data
+}
+
 /// A float tensor [rows, cols] from host data.
 pub fn matrix(data: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
+    upload(TensorData::new(data, [rows, cols]), device)
+}
+
+/// A float tensor of any shape from host data (`data.len()` = the product of `shape`).
+pub fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    upload(TensorData::new(data, shape), device)
 }
 
 /// A float vector from host data.
 pub fn vector(data: Vec<f32>, device: &Device) -> Tensor<1> {
     let n = data.len();
-    Tensor::from_data(TensorData::new(data, [n]), device)
+    upload(TensorData::new(data, [n]), device)
 }
 
 /// An index vector from host data.
 pub fn indices(idx: &[u32], device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
     let n = v.len();
-    Tensor::from_data(TensorData::new(v, [n]), device)
+    upload(TensorData::new(v, [n]), device)
 }
 
 /// Reads a float tensor back to the host (one device synchronisation).
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
+    download(t)
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Internal(format!("reading a tensor back: {e:?}")))
+}
+
+/// Reads an int tensor back to the host (one device synchronisation).
+pub fn ints_to_vec<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
+    download(t)
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| Error::Internal(format!("reading an int tensor back: {e:?}")))
 }
 
 #[cfg(test)]
@@ -276,6 +358,28 @@ mod tests {
     fn a_hung_probe_is_killed_at_the_timeout() {
         let e = run_probe(sh("exec sleep 30"), Duration::from_millis(200)).unwrap_err();
         assert!(e.to_string().contains("did not finish within 200ms"), "{e}");
+    }
+
+    #[test]
+    fn transfers_are_counted_per_thread_in_bytes_sent() {
+        let dev = Device::flex();
+        let t0 = transfers();
+        let m = matrix(vec![1.0; 6], 2, 3, &dev);
+        let i = indices(&[1, 2, 3], &dev);
+        assert_eq!(to_vec(m).unwrap(), vec![1.0; 6]);
+        assert_eq!(ints_to_vec(i).unwrap(), vec![1, 2, 3]);
+        let d = transfers() - t0;
+        // Index uploads are i64 on the host side.
+        assert_eq!((d.writes, d.write_bytes), (2, 24 + 24));
+        assert_eq!(d.reads, 2);
+        assert!(d.read_bytes >= 24 + 12, "{d:?}");
+        // Another thread's transfers are its own.
+        std::thread::spawn(move || {
+            to_vec(vector(vec![0.0; 4], &dev)).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(transfers() - t0, d);
     }
 
     #[test]
