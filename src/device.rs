@@ -289,6 +289,14 @@ pub fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device
     upload(TensorData::new(data, shape), device)
 }
 
+/// A learned parameter of any shape from host data (`Param::from_data`,
+/// counted like every upload).
+pub fn param<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> burn::module::Param<Tensor<D>> {
+    let data = TensorData::new(data, shape);
+    count(false, data.as_bytes().len());
+    burn::module::Param::from_data(data, device)
+}
+
 /// A float vector from host data.
 pub fn vector(data: Vec<f32>, device: &Device) -> Tensor<1> {
     let n = data.len();

@@ -12,7 +12,7 @@
 
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
@@ -47,7 +47,7 @@ impl Init {
     }
 
     fn param<const D: usize>(&self, data: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
-        Param::from_data(TensorData::new(data, shape), &self.device)
+        crate::device::param(data, shape, &self.device)
     }
 
     /// A learned tensor filled with `value`.
@@ -187,7 +187,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, masks: Option<&mut DropoutM
         .map(|_| if rng.random_bool(keep) { scale } else { 0.0 })
         .collect();
     let dims: [usize; D] = x.dims();
-    let m = Tensor::<D>::from_data(TensorData::new(mask, dims), &x.device());
+    let m = crate::device::tensor(mask, dims, &x.device());
     x * m
 }
 
