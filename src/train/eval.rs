@@ -404,7 +404,7 @@ pub fn evaluate_checkpoint_lesioned(
     data.check_fits(&meta.config)?;
     let (split, note) = run_split(&meta, data)?;
     let rows = (&split.train[..], &split.val[..]);
-    let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
+    let settings = ForwardSettings::for_runtime(&meta.config, runtime, dev);
     Ok((report(&model, &meta.config, &settings, data, rows, lesion)?, note))
 }
 

@@ -64,7 +64,7 @@ fn optimizer(cfg: &EnergyConfig, kernels: Kernels) -> ModuleOptimizer {
 /// the forward's settings they and `cfg` give on `device`.
 fn execution(cfg: &EnergyConfig, runtime: &RuntimeConfig, device: &Device) -> (RuntimeConfig, ForwardSettings) {
     let runtime = runtime.resolved(rayon::current_num_threads());
-    let settings = ForwardSettings::new(cfg, crate::pool::wanted(&runtime, device));
+    let settings = ForwardSettings::for_runtime(cfg, &runtime, device);
     (runtime, settings)
 }
 
@@ -324,6 +324,7 @@ impl Trainer {
         let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
         let per_pass = self.cfg.train.samples_per_pass.unwrap_or(self.cfg.train.batch_size);
         let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(per_pass)).collect();
+        let mut losses = Vec::with_capacity(passes.len());
         // Room for any number of passes per step in the noise-seed counter.
         let per_step = (self.cfg.train.accumulate_batches * self.cfg.train.batch_size) as u64;
         for (j, idx) in passes.into_iter().enumerate() {
@@ -345,20 +346,31 @@ impl Trainer {
             let pass = self.settings.for_pass(b, self.cfg.train.batch_size);
             let out = self.model.forward(x, &pass, &mut self.ws, &opts)?;
             let parts = loss::objective(&self.cfg, &self.model.input_mapper, out.output, out.surface, y);
-            let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
-            rec.loss += l * share;
-            rec.mse += m * share;
-            rec.cosine += c * share;
             rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
             rec.collect_ms += out.timings.collect.as_secs_f64() * 1e3;
             rec.flows.absorb(&out.stats);
             let t1 = Instant::now();
             rec.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
+            // Read after the passes, all at once: each read waits for the device.
+            losses.push((
+                loss::LossParts {
+                    loss: parts.loss.clone().detach(),
+                    mse: parts.mse.detach(),
+                    cosine: parts.cosine.detach(),
+                },
+                share,
+            ));
             let g = (parts.loss * share).backward();
             let g = GradientsParams::from_grads(g, &self.model);
             acc.accumulate(&self.model, g);
             rec.backward_ms += t1.elapsed().as_secs_f64() * 1e3;
+        }
+        let (parts, shares): (Vec<_>, Vec<f64>) = losses.into_iter().unzip();
+        for ([l, m, c], share) in loss::LossParts::all_to_host(&parts)?.into_iter().zip(shares) {
+            rec.loss += l * share;
+            rec.mse += m * share;
+            rec.cosine += c * share;
         }
         let t_opt = Instant::now();
         let mut g = acc.grads();
