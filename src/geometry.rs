@@ -99,20 +99,6 @@ pub fn surface_distance(z: f32) -> f32 {
     (z - Z0).abs().min((z - ZD).abs())
 }
 
-/// Reflects a coordinate into [-1, 1]: v < -1 -> -2 - v; v > 1 -> 2 - v.
-/// One reflection, as MODEL.md s.4.2c says; a displacement is clamped to
-/// at most 2 so one reflection always lands inside.
-#[inline]
-pub fn reflect(v: f32) -> f32 {
-    if v < -1.0 {
-        -2.0 - v
-    } else if v > 1.0 {
-        2.0 - v
-    } else {
-        v
-    }
-}
-
 /// The plane a projected flow goes to: the nearer one; a flow exactly at
 /// z = 0 goes to zD (a fixed, documented tie-break).
 #[inline]
@@ -141,10 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn reflect_and_distance() {
-        assert_eq!(reflect(-1.25), -0.75);
-        assert_eq!(reflect(1.5), 0.5);
-        assert_eq!(reflect(0.3), 0.3);
+    fn distance_and_nearer_plane() {
         assert_eq!(surface_distance(0.0), 1.0);
         assert_eq!(surface_distance(-1.0), 0.0);
         assert_eq!(surface_distance(0.75), 0.25);

@@ -1,14 +1,36 @@
-//! Collection: the optimized path equals the naive oracle (values and
-//! gradients), its gradients match finite differences, samples never mix.
+//! Collection: the host path (`Aggregator`) and the device path
+//! (`kernels::flow_collect`) equal the naive oracle (values and
+//! gradients), their gradients match finite differences, samples never mix.
 
 use burn::tensor::{Device, Tensor};
 use energyflow::device;
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
+use energyflow::kernels::flow_collect::{DoneOnDevice, collect_on_device};
 use proptest::prelude::*;
 
 fn dev() -> Device {
     Device::flex().autodiff()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Method {
+    Naive,
+    Host,
+    Device,
+}
+
+/// The device path's collection of `e` with `meta`, and its group count.
+fn on_device(e: Tensor<1>, meta: &CompletedMeta, n_keys: usize) -> (Tensor<1>, usize) {
+    let d = e.device();
+    let done = DoneOnDevice {
+        energy: e,
+        key: device::indices(&meta.key, &d),
+        steps: device::indices(&meta.steps, &d),
+        z: device::vector(meta.z.clone(), &d),
+    };
+    let (surface, groups) = collect_on_device(done, n_keys);
+    (surface, device::ints_to_vec(groups).unwrap()[0] as usize)
 }
 
 /// Value and gradient of sum(surface * upstream) for one collection method.
@@ -17,14 +39,14 @@ fn value_and_grad(
     meta: &CompletedMeta,
     n_keys: usize,
     upstream: &[f32],
-    naive: bool,
+    method: Method,
 ) -> (Vec<f32>, Vec<f32>) {
     let d = dev();
     let e = device::vector(energy.to_vec(), &d).require_grad();
-    let surface = if naive {
-        collect_naive(e.clone(), meta, n_keys)
-    } else {
-        Aggregator::new().collect(e.clone(), meta, n_keys).unwrap().0
+    let surface = match method {
+        Method::Naive => collect_naive(e.clone(), meta, n_keys),
+        Method::Host => Aggregator::new().collect(e.clone(), meta, n_keys).unwrap().0,
+        Method::Device => on_device(e.clone(), meta, n_keys).0,
     };
     let loss = (surface.clone() * device::vector(upstream.to_vec(), &d)).sum();
     let grads = loss.backward();
@@ -62,15 +84,17 @@ proptest! {
     #[test]
     fn optimized_equals_naive((energy, meta, n_keys) in flow_set()) {
         let upstream: Vec<f32> = (0..n_keys).map(|i| (i as f32 * 0.37).sin()).collect();
-        let (v_opt, g_opt) = value_and_grad(&energy, &meta, n_keys, &upstream, false);
-        let (v_naive, g_naive) = value_and_grad(&energy, &meta, n_keys, &upstream, true);
+        let (v_naive, g_naive) = value_and_grad(&energy, &meta, n_keys, &upstream, Method::Naive);
         let reference = collect_reference_f64(&energy, &meta, n_keys);
-        for k in 0..n_keys {
-            prop_assert!((v_opt[k] - v_naive[k]).abs() < 1e-5, "value {k}: {} vs {}", v_opt[k], v_naive[k]);
-            prop_assert!((v_opt[k] as f64 - reference[k]).abs() < 1e-5);
-        }
-        for i in 0..energy.len() {
-            prop_assert!((g_opt[i] - g_naive[i]).abs() < 1e-5, "grad {i}: {} vs {}", g_opt[i], g_naive[i]);
+        for method in [Method::Host, Method::Device] {
+            let (v_opt, g_opt) = value_and_grad(&energy, &meta, n_keys, &upstream, method);
+            for k in 0..n_keys {
+                prop_assert!((v_opt[k] - v_naive[k]).abs() < 1e-5, "{method:?} value {k}: {} vs {}", v_opt[k], v_naive[k]);
+                prop_assert!((v_opt[k] as f64 - reference[k]).abs() < 1e-5);
+            }
+            for i in 0..energy.len() {
+                prop_assert!((g_opt[i] - g_naive[i]).abs() < 1e-5, "{method:?} grad {i}: {} vs {}", g_opt[i], g_naive[i]);
+            }
         }
     }
 }
@@ -94,7 +118,6 @@ fn gradients_match_central_finite_differences() {
         })
         .collect();
     let upstream: Vec<f32> = (0..12).map(|i| 0.5 - (i as f32) * 0.1).collect();
-    let (_, grad) = value_and_grad(&energy, &meta, 12, &upstream, false);
     let loss = |e: &[f32]| -> f64 {
         collect_reference_f64(e, &meta, 12)
             .iter()
@@ -103,17 +126,20 @@ fn gradients_match_central_finite_differences() {
             .sum()
     };
     let h = 1e-3f32;
-    for i in 0..n {
-        let mut plus = energy.clone();
-        plus[i] += h;
-        let mut minus = energy.clone();
-        minus[i] -= h;
-        let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-        assert!(
-            (fd - grad[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
-            "flow {i}: finite difference {fd} vs autodiff {}",
-            grad[i]
-        );
+    for method in [Method::Host, Method::Device] {
+        let (_, grad) = value_and_grad(&energy, &meta, 12, &upstream, method);
+        for i in 0..n {
+            let mut plus = energy.clone();
+            plus[i] += h;
+            let mut minus = energy.clone();
+            minus[i] -= h;
+            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
+            assert!(
+                (fd - grad[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "{method:?} flow {i}: finite difference {fd} vs autodiff {}",
+                grad[i]
+            );
+        }
     }
 }
 
@@ -133,6 +159,10 @@ fn samples_never_mix() {
         .unwrap();
     let v = device::to_vec(surface).unwrap();
     assert_eq!(summary.groups, 3);
+    let (on_dev, groups) = on_device(device::vector(energy.to_vec(), &d), &meta, 8);
+    assert_eq!(groups, 3);
+    let w = device::to_vec(on_dev).unwrap();
+    assert!(v.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-6), "{v:?} vs {w:?}");
     let softmax_mean = |e: &[f32], st: &[u32]| -> f32 {
         let w: Vec<f32> = e
             .iter()

@@ -87,7 +87,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
             (EnergyFlowModel::new(&cfg, runtime.kernels, &dev, args.seed), cfg)
         }
     };
-    let settings = ForwardSettings::new(&cfg, energyflow::pool::wanted(&runtime, &dev));
+    let settings = ForwardSettings::for_runtime(&cfg, &runtime, &dev);
     let (output, stats) = infer_batches(&model, &settings, cfg.train.batch_size, &input, &dev)?;
     output.check_finite("the model's output (not written)")?;
     save_matrices(&args.output, &[("output", &output)], StoreDtype::F32)?;

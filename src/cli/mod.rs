@@ -21,6 +21,7 @@ use clap::ValueEnum;
 use energyflow::config::{ConfigSource, MAX_THREADS, Preset, RuntimeConfig};
 use energyflow::device::{self, DeviceKind};
 use energyflow::error::{Error, Result};
+use energyflow::flow::StepPath;
 use energyflow::kernels::Kernels;
 use std::path::PathBuf;
 use std::process::Command;
@@ -67,6 +68,11 @@ pub struct RuntimeArgs {
     /// their cores between operations) [default: runtime.spin_wait, else true].
     #[arg(long, value_name = "BOOL")]
     pub spin_wait: Option<bool>,
+    /// Where a propagation step's bookkeeping runs: on the host (one read
+    /// of the positions per step) or on the device (a few counts) [default:
+    /// runtime.step, else host on the CPU, device on a GPU].
+    #[arg(long, value_enum)]
+    pub step: Option<StepPath>,
 }
 
 impl RuntimeArgs {
@@ -85,6 +91,7 @@ impl RuntimeArgs {
             spin_wait: self.spin_wait.unwrap_or(base.spin_wait),
             threads: self.threads.or(base.threads),
             device: self.device.unwrap_or(base.device),
+            step: self.step.or(base.step),
         })
     }
 

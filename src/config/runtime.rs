@@ -1,18 +1,20 @@
 //! `[runtime]`: how a run executes, apart from what it computes.
 //!
-//! The kernels, the spinning of idle workers, the thread count and the
-//! device change the speed (and the float rounding, within the tested
+//! The kernels, the spinning of idle workers, the thread count, the
+//! device and where the step's bookkeeping runs change the speed (and the float rounding, within the tested
 //! tolerances), not the run: they are not part of [`super::EnergyConfig`],
 //! a resume may change them, and a checkpoint records them for the record
 //! only (`checkpoint.json`'s `runtime`). Each has a flag of the same name
 //! on the commands that run a model (`--kernels`, `--spin-wait`,
-//! `--threads`, `--device`), which overrides the config file's section.
+//! `--threads`, `--device`, `--step`), which overrides the config file's
+//! section.
 //!
 //! Not for anything that changes the weights' shapes or the flows' rules:
 //! those are `[model]` and `[flow]`.
 
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
+use crate::flow::StepPath;
 use crate::kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,12 @@ pub struct RuntimeConfig {
     /// The compute device: "cpu" (default) or "vulkan".
     #[serde(default)]
     pub device: DeviceKind,
+    /// Where a propagation step decides the flows' fates and the
+    /// collection runs: "host" (one read of the positions per step) or
+    /// "device" (one read of a few counts per step); None (default) = the
+    /// host on the CPU, the device on a GPU. Same flows either way.
+    #[serde(default)]
+    pub step: Option<StepPath>,
 }
 
 fn yes() -> bool {
@@ -54,6 +62,7 @@ impl Default for RuntimeConfig {
             spin_wait: true,
             threads: None,
             device: DeviceKind::Cpu,
+            step: None,
         }
     }
 }

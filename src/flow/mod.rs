@@ -3,7 +3,9 @@
 //! flow counters, the naive reference collection, and a recorder of a
 //! forward's flows for the pictures of `inspect` (`trace.rs`). It imports
 //! nothing from `model/`: the loop that runs the network over the flows is
-//! `model::forward`, which calls into this module.
+//! `model::forward`, which calls into this module. The device twins of the
+//! step and the collection, for GPU backends, are `kernels::flow_step` and
+//! `kernels::flow_collect`, checked against these.
 //!
 //! Where the seed's five proposals live:
 //! - s.1 vectorised collection and grouping: `collect.rs` (+ `spatial.rs`);
@@ -21,7 +23,7 @@ pub mod store;
 pub mod trace;
 
 pub use collect::Aggregator;
-pub use rules::{StepRules, advance};
+pub use rules::{StepPath, StepRules, advance};
 pub use stats::{FlowStats, LoopStop};
 pub use store::{ActiveTensors, CompletedMeta, FlowStore};
 pub use trace::FlowTrace;

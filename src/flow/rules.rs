@@ -2,17 +2,51 @@
 //! s.4 "batched cleanup"): walls, completion on the planes, projection
 //! after the step budget, movement spawn and the capacity rule.
 //!
-//! [`advance`] is the host half of a step: a pure function of the store and
-//! the raw new positions that decides every flow's fate at once, so the
-//! rules are tested without a network. [`wall_device`] applies the wall
-//! rule to the positions on the device. The loop that calls them, with the
-//! network, is `model::forward`.
+//! [`wall`] is the wall rule, written once: both step paths and the trace
+//! see positions it made (on the device, as tensors). [`advance`] is the
+//! host half of a step: a pure function of the store and the walled new
+//! positions (read back once) that decides every flow's fate at once, so
+//! the rules are tested without a network. Its device twin, for GPU
+//! backends, is `kernels::flow_step` (checked against it); which of the
+//! two runs is [`StepPath`], an execution choice made once. The loop that
+//! calls them, with the network, is `model::forward`.
 
 use super::stats::FlowStats;
 use super::store::FlowStore;
 use crate::config::FlowConfig;
-use crate::geometry::{Lattice, Z0, ZD, nearer_plane, reflect};
+use crate::geometry::{Lattice, Z0, ZD, nearer_plane};
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// Where a forward decides the flows' fates and compacts them (`[runtime]
+/// step`): an execution choice, made once when a command starts, that
+/// changes the speed and the reads from the device, not the flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StepPath {
+    /// [`advance`] on the host, from one read of the new positions per step
+    /// (the fastest on the CPU, where a read is a copy).
+    Host,
+    /// `kernels::flow_step` on the device: one small read of counts per
+    /// step, positions and energies never leave the device (GPU backends).
+    Device,
+}
+
+impl StepPath {
+    /// The path a device runs when the config names none: the host on the
+    /// CPU, the device on a GPU.
+    pub fn for_device(cpu: bool) -> Self {
+        if cpu { StepPath::Host } else { StepPath::Device }
+    }
+
+    /// The name as written in configs and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepPath::Host => "host",
+            StepPath::Device => "device",
+        }
+    }
+}
 
 /// The rules of one step, derived from the config.
 #[derive(Debug, Clone, Copy)]
@@ -41,14 +75,6 @@ impl StepRules {
             max_active: flow.max_active_flows,
         }
     }
-
-    /// x or y after the wall rule: one reflection (if on), then a clamp so
-    /// that even a large noise draw stays inside.
-    #[inline]
-    pub fn wall(&self, v: f32) -> f32 {
-        let v = if self.reflection { reflect(v) } else { v };
-        v.clamp(-1.0, 1.0)
-    }
 }
 
 /// How a flow completed during a step.
@@ -62,29 +88,29 @@ enum Completion {
     Projected,
 }
 
-/// Host half of one step. `raw` holds pos + delta (+ noise) of the N active
-/// flows, row-major [N, 3]. Adds this step's completions, children and
-/// drops to `stats`. Afterwards:
+/// Host half of one step. `moved` holds, row-major [N, 4], each of the N
+/// active flows' new position after [`wall`] (x, y, z) and the length of
+/// its step (|new - old|, for the movement spawn). Adds this step's
+/// completions, children and drops to `stats`. Afterwards:
 /// - `store.finished` lists the flows that completed (their metadata is
 ///   appended to `store.done`);
 /// - `store.keep` lists the survivors, `store.children` the parent of each
 ///   child kept (children start at the parent's pre-step position);
-/// - the host arrays (`pos`, `sample`, `steps`) describe the next active set:
+/// - the host arrays (`sample`, `steps`) describe the next active set:
 ///   survivors in order, then children.
-pub fn advance(store: &mut FlowStore, raw: &[f32], rules: &StepRules, stats: &mut FlowStats) {
+pub fn advance(store: &mut FlowStore, moved: &[f32], rules: &StepRules, stats: &mut FlowStats) {
     let n = store.active();
-    debug_assert_eq!(raw.len(), 3 * n);
+    debug_assert_eq!(moved.len(), 4 * n);
     let s = rules.lattice.cells() as u32;
     store.keep.clear();
     store.finished.clear();
     store.children.clear();
     store.candidates.clear();
-    store.next_pos.clear();
     store.next_sample.clear();
     store.next_steps.clear();
-    for i in 0..n {
-        let old = store.pos[i];
-        let (x, y, z) = (rules.wall(raw[3 * i]), rules.wall(raw[3 * i + 1]), raw[3 * i + 2]);
+    for (i, row) in moved.chunks_exact(4).enumerate() {
+        let (x, y, z, len) = (row[0], row[1], row[2], row[3]);
+        // z past a plane was clamped onto it by the wall rule.
         let steps = store.steps[i] + 1;
         let done = if z <= Z0 {
             Some((Completion::Z0, Z0))
@@ -109,19 +135,15 @@ pub fn advance(store: &mut FlowStore, raw: &[f32], rules: &StepRules, stats: &mu
                     .push(sample * s + rules.lattice.cell_of(x, y) as u32, steps, plane);
             }
             None => {
-                let new = [x, y, z];
                 store.keep.push(i as u32);
-                store.next_pos.push(new);
                 store.next_sample.push(sample);
                 store.next_steps.push(steps);
-                if let Some((t, cap)) = rules.spawn {
-                    let len =
-                        ((new[0] - old[0]).powi(2) + (new[1] - old[1]).powi(2) + (new[2] - old[2]).powi(2)).sqrt();
-                    if len > t {
-                        let k = ((len / t).floor() as usize).saturating_sub(1).min(cap);
-                        if k > 0 {
-                            store.candidates.push((i as u32, sample, k as u32));
-                        }
+                if let Some((t, cap)) = rules.spawn
+                    && len > t
+                {
+                    let k = ((len / t).floor() as usize).saturating_sub(1).min(cap);
+                    if k > 0 {
+                        store.candidates.push((i as u32, sample, k as u32));
                     }
                 }
             }
@@ -157,27 +179,41 @@ pub fn advance(store: &mut FlowStore, raw: &[f32], rules: &StepRules, stats: &mu
     stats.flows_spawned += store.children.len();
     stats.flows_created += store.children.len();
     for &p in &store.children {
-        store.next_pos.push(store.pos[p as usize]);
         store.next_sample.push(store.sample[p as usize]);
         store.next_steps.push(0);
     }
-    std::mem::swap(&mut store.pos, &mut store.next_pos);
     std::mem::swap(&mut store.sample, &mut store.next_sample);
     std::mem::swap(&mut store.steps, &mut store.next_steps);
 }
 
-/// Device twin of [`StepRules::wall`] on all three columns: z values past a
-/// plane belong to flows that complete this step and never reach the next
-/// active set, so treating z like x and y there changes nothing.
-pub fn wall_device(raw: Tensor<2>, reflection: bool) -> Tensor<2> {
-    let v = if reflection {
-        let low = raw.clone().lower_elem(-1.0);
-        let high = raw.clone().greater_elem(1.0);
-        let below = raw.clone().neg() - 2.0;
-        let above = raw.clone().neg() + 2.0;
-        raw.mask_where(low, below).mask_where(high, above)
+/// The wall rule (MODEL.md s.4.2 c-d) on the raw new positions [N, 3]:
+/// x and y reflected into [-1, 1] (v < -1 -> -2 - v, v > 1 -> 2 - v) when
+/// `reflection` is on, then clamped so that even a large noise draw stays
+/// inside; z clamped, so that a flow past a plane lies on it (z <= -1
+/// completes on z0, z >= 1 on zD, and both step paths read that from z).
+pub fn wall(raw: Tensor<2>, reflection: bool) -> Tensor<2> {
+    let n = raw.dims()[0];
+    let xy = raw.clone().slice([0..n, 0..2]);
+    let xy = if reflection {
+        let low = xy.clone().lower_elem(-1.0);
+        let high = xy.clone().greater_elem(1.0);
+        let below = xy.clone().neg() - 2.0;
+        let above = xy.clone().neg() + 2.0;
+        xy.mask_where(low, below).mask_where(high, above)
     } else {
-        raw
+        xy
     };
-    v.clamp(-1.0, 1.0)
+    let z = raw.slice([0..n, 2..3]);
+    Tensor::cat(vec![xy, z], 1).clamp(-1.0, 1.0)
+}
+
+/// The length of each flow's step, |new - old| per row of two [N, 3]
+/// tensors, summed x, y, z in that order (one formula for both paths, so
+/// that they spawn alike).
+pub fn step_length(old: Tensor<2>, new: Tensor<2>) -> Tensor<1> {
+    let n = new.dims()[0];
+    let d = new - old;
+    let col = |c: usize| d.clone().slice([0..n, c..c + 1]).reshape([n]);
+    let (dx, dy, dz) = (col(0), col(1), col(2));
+    (dx.clone() * dx + dy.clone() * dy + dz.clone() * dz).sqrt()
 }

@@ -38,8 +38,13 @@ pub struct FlowStats {
     pub completed_projected: usize,
     /// Flows projected after the loop (still active at its end).
     pub completed_final: usize,
-    /// Propagation steps run.
+    /// Propagation steps run (of several forwards, [`FlowStats::absorb`]
+    /// keeps the most any ran).
     pub propagation_steps: usize,
+    /// Propagation steps run, summed over the forwards absorbed (one
+    /// forward: `propagation_steps`).
+    #[serde(default)]
+    pub steps_run: usize,
     /// Active flows at the start of each propagation step: the rows the
     /// shared network processed at that step.
     pub active_per_step: Vec<usize>,
@@ -79,6 +84,7 @@ impl FlowStats {
         self.completed_projected += s.completed_projected;
         self.completed_final += s.completed_final;
         self.propagation_steps = self.propagation_steps.max(s.propagation_steps);
+        self.steps_run += s.steps_run;
         if self.active_per_step.len() < s.active_per_step.len() {
             self.active_per_step.resize(s.active_per_step.len(), 0);
         }
@@ -107,6 +113,7 @@ mod tests {
             flows_created: 4,
             completed_z0: 4,
             propagation_steps: 2,
+            steps_run: 2,
             active_per_step: vec![4, 2],
             mean_flow_steps: 1.5,
             cells_total: 4,
@@ -117,6 +124,7 @@ mod tests {
             flows_created: 2,
             completed_final: 2,
             propagation_steps: 3,
+            steps_run: 3,
             active_per_step: vec![2, 2, 2],
             mean_flow_steps: 3.0,
             cells_total: 4,
@@ -129,6 +137,7 @@ mod tests {
         assert_eq!(t.flows_created, 6);
         assert_eq!(t.completed(), 6);
         assert_eq!(t.propagation_steps, 3);
+        assert_eq!(t.steps_run, 5);
         assert_eq!(t.active_per_step, vec![6, 4, 2]);
         assert_eq!(t.flow_steps(), 12);
         assert_eq!(t.mean_flow_steps, (1.5 * 4.0 + 3.0 * 2.0) / 6.0);

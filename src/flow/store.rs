@@ -2,7 +2,8 @@
 //!
 //! Active flows live as a few dense tensors on the device (position [N, 3],
 //! energy [N, 1], one hidden state [N, Hd] per GRU layer) plus host arrays of
-//! the bookkeeping the loop needs (position mirror, sample, steps). After
+//! the bookkeeping the host step needs (sample, steps). Positions are held
+//! once, in the device tensor: the host step reads them back each step. After
 //! each step the survivors and the new children are gathered into fresh
 //! dense tensors with ONE row gather per tensor: completed flows leave the
 //! active set all at once, never one by one, and nothing is written in place
@@ -65,8 +66,6 @@ impl CompletedMeta {
 /// The host side of the flow store, reused across forwards.
 #[derive(Debug, Default)]
 pub struct FlowStore {
-    /// Host mirror of the active positions.
-    pub pos: Vec<[f32; 3]>,
     /// Sample of each active flow.
     pub sample: Vec<u32>,
     /// Steps taken by each active flow.
@@ -75,12 +74,13 @@ pub struct FlowStore {
     pub done: CompletedMeta,
     /// Device energies of completed flows, one [n, 1] chunk per step.
     pub done_energy: Vec<Tensor<2>>,
+    /// What the last `advance` decided, by the step's flow index: the
+    /// survivors, the flows that completed, the parent of each child kept.
+    pub keep: Vec<u32>,
+    pub finished: Vec<u32>,
+    pub children: Vec<u32>,
     // Scratch buffers for one step, kept to avoid re-allocation.
-    pub(crate) keep: Vec<u32>,
-    pub(crate) finished: Vec<u32>,
-    pub(crate) children: Vec<u32>,
     pub(crate) candidates: Vec<(u32, u32, u32)>,
-    pub(crate) next_pos: Vec<[f32; 3]>,
     pub(crate) next_sample: Vec<u32>,
     pub(crate) next_steps: Vec<u32>,
 }
@@ -97,7 +97,6 @@ impl FlowStore {
 
     /// Clears all flows, keeping the buffers' capacity.
     pub fn reset(&mut self) {
-        self.pos.clear();
         self.sample.clear();
         self.steps.clear();
         self.done.clear();

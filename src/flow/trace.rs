@@ -5,8 +5,9 @@
 //! carries one; without one nothing is recorded and nothing extra is read
 //! from the device.
 //!
-//! Not for training: recording reads every step's energies back to the
-//! host, which the untraced forward never does.
+//! Not for training: recording reads every step's positions and energies
+//! back to the host, which the untraced forward never does. It records the
+//! host step (`StepPath::Host`), whose bookkeeping it follows.
 //!
 //! Flow identity: the store keeps no ids (compaction re-orders the active
 //! set every step), so the recorder keeps one id per active flow in the
@@ -15,9 +16,8 @@
 //! id per child (`store.children` names each child's parent). Starting
 //! flows get ids 0..B*S in the store's order (sample-major, then cell).
 
-use super::rules::StepRules;
 use super::stats::FlowStats;
-use super::store::FlowStore;
+use super::store::{ActiveTensors, FlowStore};
 use crate::device;
 use crate::error::{Error, Result};
 use burn::tensor::Tensor;
@@ -121,15 +121,15 @@ impl FlowTrace {
         self.parent.len()
     }
 
-    /// Starts the record of a forward: `store` holds the starting flows,
-    /// `energy` [N, 1] their mapped energies (read back here).
-    pub fn start(&mut self, store: &FlowStore, energy: Tensor<2>) -> Result<()> {
+    /// Starts the record of a forward: `store` and `act` hold the starting
+    /// flows (their positions and mapped energies are read back here).
+    pub fn start(&mut self, store: &FlowStore, act: &ActiveTensors) -> Result<()> {
         let n = store.active();
         *self = FlowTrace::default();
         self.frames.push(Frame {
             ids: (0..n as u32).collect(),
-            pos: store.pos.clone(),
-            energy: device::to_vec(energy)?,
+            pos: rows3(act.pos.clone())?,
+            energy: device::to_vec(act.energy.clone())?,
         });
         self.parent = vec![None; n];
         self.born = vec![0; n];
@@ -138,17 +138,11 @@ impl FlowTrace {
     }
 
     /// Records a propagation step, called after `advance` and
-    /// `FlowStore::compact`: `raw` holds the step's raw positions of the
-    /// previous frame's flows, `stats` the forward's counters so far and
-    /// `next_energy` [N', 1] the energies of the next active set.
-    pub fn step(
-        &mut self,
-        store: &FlowStore,
-        raw: &[f32],
-        rules: &StepRules,
-        stats: &FlowStats,
-        next_energy: &Tensor<2>,
-    ) -> Result<()> {
+    /// `FlowStore::compact`: `moved` is what `advance` was given (the
+    /// previous frame's flows' walled new positions and step lengths,
+    /// [N, 4]), `stats` the forward's counters so far and `next` the next
+    /// active set (its positions and energies are read back here).
+    pub fn step(&mut self, store: &FlowStore, moved: &[f32], stats: &FlowStats, next: &ActiveTensors) -> Result<()> {
         let t = self.steps.len() as u32 + 1;
         let prev = self
             .frames
@@ -168,11 +162,7 @@ impl FlowTrace {
                 let i = i as usize;
                 Ended {
                     id: prev.ids[i],
-                    pos: [
-                        rules.wall(raw[3 * i]),
-                        rules.wall(raw[3 * i + 1]),
-                        store.done.z[base + j],
-                    ],
+                    pos: [moved[4 * i], moved[4 * i + 1], store.done.z[base + j]],
                     energy: finished_energy[j],
                 }
             })
@@ -186,16 +176,16 @@ impl FlowTrace {
             self.sample.push(self.sample[parent as usize]);
         }
         // With nobody left, `compact` hands back the stepped state as it is.
-        let energy = if ids.is_empty() {
-            Vec::new()
+        let (pos, energy) = if ids.is_empty() {
+            (Vec::new(), Vec::new())
         } else {
-            device::to_vec(next_energy.clone())?
+            (rows3(next.pos.clone())?, device::to_vec(next.energy.clone())?)
         };
-        if energy.len() != ids.len() || store.pos.len() != ids.len() {
+        if energy.len() != ids.len() || pos.len() != ids.len() || store.active() != ids.len() {
             return Err(Error::Internal(format!(
                 "flow trace: step {t} has {} ids, {} positions, {} energies",
                 ids.len(),
-                store.pos.len(),
+                pos.len(),
                 energy.len()
             )));
         }
@@ -209,11 +199,7 @@ impl FlowTrace {
             dropped: now.dropped - was.dropped,
             ended,
         });
-        self.frames.push(Frame {
-            ids,
-            pos: store.pos.clone(),
-            energy,
-        });
+        self.frames.push(Frame { ids, pos, energy });
         Ok(())
     }
 
@@ -238,4 +224,9 @@ impl FlowTrace {
             .collect();
         Ok(())
     }
+}
+
+/// The rows of a [N, 3] tensor, read back.
+fn rows3(t: Tensor<2>) -> Result<Vec<[f32; 3]>> {
+    Ok(device::to_vec(t)?.chunks_exact(3).map(|r| [r[0], r[1], r[2]]).collect())
 }

@@ -16,6 +16,10 @@
 //!   with a parallel backward;
 //! - `adamw`: the AdamW update of one parameter in one parallel pass
 //!   (`AdamOps`), for the optimizer;
+//! - `flow_ops`, `flow_step`, `flow_collect`: the propagation step's
+//!   bookkeeping on the device (fates, capacity, compaction by prefix
+//!   sums, the exploration noise) and the collection's segment softmax,
+//!   the device twins of `flow::rules`, `flow::store` and `flow::collect`;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather and AdamW as
 //!   CubeCL kernels for burn's Cube backend (Vulkan, wgpu), with `cube` for
@@ -26,6 +30,9 @@ mod adamw;
 mod adamw_cube;
 #[cfg(gpu)]
 mod cube;
+pub mod flow_collect;
+pub mod flow_ops;
+pub mod flow_step;
 mod gelu;
 pub mod gelu_cpu;
 #[cfg(gpu)]

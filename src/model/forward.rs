@@ -3,49 +3,55 @@
 //! [`EnergyFlowModel::forward`] reads top to bottom as the section does:
 //! 1. map the input embeddings to energies and start one flow per cell;
 //! 2. propagate: each step runs the shared network (neuron, carrier) once
-//!    over ALL active flows as one batch, reads the raw new positions back
-//!    to the host once (the step's only device synchronisation), lets
-//!    `flow::advance` decide every flow's fate, and compacts the active set
-//!    with one gather per tensor (`FlowStore::compact`);
+//!    over ALL active flows as one batch, adds the exploration noise
+//!    (`kernels::flow_noise`, drawn on the device), applies the wall rule
+//!    (`flow::rules::wall`), then lets the bookkeeping (`step.rs`) decide
+//!    every flow's fate and compact the active set with one gather per
+//!    tensor; the step's one read back is the bookkeeping's;
 //! 3. project every flow still active onto its nearer plane;
-//! 4. collect the completed flows into a surface (`flow::Aggregator`);
+//! 4. collect the completed flows into a surface;
 //! 5. read the surface out into an embedding.
 //!
-//! The step rules, the store and the collection are host-side engine code
-//! in `flow/`; this file is the only place where the network meets them.
+//! The bookkeeping runs on the host (`flow/`) or on the device
+//! (`kernels::flow_step`), as `ForwardSettings::step` says; this file and
+//! `step.rs` are the only places where the network meets it.
 
 use super::EnergyFlowModel;
 use super::layers::DropoutMasks;
 use super::lesion::{self, Lesion};
-use crate::config::{EnergyConfig, FlowConfig};
-use crate::device;
+use super::step::Books;
+use crate::config::{EnergyConfig, FlowConfig, RuntimeConfig};
 use crate::error::{Error, Result};
-use crate::flow::rules::wall_device;
-use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepRules, advance};
-use crate::geometry::{Lattice, nearer_plane};
+use crate::flow::rules::wall;
+use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepPath};
+use crate::geometry::Lattice;
+use crate::kernels::flow_ops::{NoiseSpec, flow_noise};
+use crate::kernels::flow_step::Iota;
 use crate::seeds::{mix, stream};
-use burn::tensor::Tensor;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, Normal};
+use burn::tensor::{Device, Tensor};
 use std::time::{Duration, Instant};
 
-/// Reusable host buffers of the forward pass (flow store and collection
-/// scratch): keep one per training loop so nothing is re-allocated per batch.
+/// Reusable buffers of the forward pass (the host step's flow store and
+/// collection scratch, the device step's index vector): keep one per
+/// training loop so nothing is re-allocated or re-uploaded per batch.
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub store: FlowStore,
     pub aggregator: Aggregator,
     /// A recorder of every step's flows (`energyflow inspect`); None in
-    /// training and inference, where nothing extra is read back.
+    /// training and inference, where nothing extra is read back. It
+    /// records the host step only.
     pub trace: Option<FlowTrace>,
+    /// 0, 1, 2, ... on the device, for the device step.
+    pub iota: Iota,
 }
 
 /// What a forward needs besides the weights, the batch and its options:
 /// the flow rules, the lattice, the input width it checks and the dropout
-/// scale, taken from a run's config, and whether the CPU pool's idle
-/// workers spin through it (`runtime.spin_wait`). Prepared once, where a
-/// run or a command starts.
+/// scale, taken from a run's config, and how it executes: whether the CPU
+/// pool's idle workers spin through it (`runtime.spin_wait`) and where the
+/// flows' bookkeeping runs (`runtime.step`). Prepared once, where a run or
+/// a command starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardSettings {
     pub lattice: Lattice,
@@ -56,10 +62,12 @@ pub struct ForwardSettings {
     pub dropout_scale: f64,
     /// Keep the pool's other workers awake through the forward (`pool::awake`).
     pub spin: bool,
+    /// Where the step's bookkeeping and the collection run.
+    pub step: StepPath,
 }
 
 impl ForwardSettings {
-    /// The settings of `cfg`, spinning or not.
+    /// The settings of `cfg`, spinning or not, with the host step.
     pub fn new(cfg: &EnergyConfig, spin: bool) -> Self {
         ForwardSettings {
             lattice: cfg.lattice(),
@@ -67,7 +75,24 @@ impl ForwardSettings {
             input_dim: cfg.model.input_embedding_dim,
             dropout_scale: cfg.train.dropout_scale,
             spin,
+            step: StepPath::Host,
         }
+    }
+
+    /// The settings of `cfg` executing as `runtime` says on `device`: the
+    /// spin policy of `pool::wanted`, and `runtime.step`, else the host
+    /// step on the CPU and the device step on a GPU.
+    pub fn for_runtime(cfg: &EnergyConfig, runtime: &RuntimeConfig, device: &Device) -> Self {
+        ForwardSettings::new(cfg, crate::pool::wanted(runtime, device)).with_step(
+            runtime
+                .step
+                .unwrap_or(StepPath::for_device(crate::device::is_cpu(device))),
+        )
+    }
+
+    /// The same settings with the bookkeeping on `step`.
+    pub fn with_step(self, step: StepPath) -> Self {
+        ForwardSettings { step, ..self }
     }
 
     /// The settings of one pass of `samples` samples out of a batch of
@@ -191,39 +216,21 @@ impl EnergyFlowModel {
                 },
             });
         }
-        let (act, mut stats) = start_flows(
-            cfg,
-            energies,
-            self.carrier.layers.len(),
-            self.carrier.hidden_dim(),
-            &mut ws.store,
-        )?;
-        // Trace hook (inspect only): the starting flows.
-        if let Some(trace) = ws.trace.as_mut() {
-            trace.start(&ws.store, act.energy.clone())?;
-        }
+        let layers = self.carrier.layers.len();
+        let (mut books, act, mut stats) = Books::start(cfg, ws, energies, layers, self.carrier.hidden_dim())?;
         let t1 = Instant::now();
 
         // 2. Propagate.
-        let act = self.propagate(cfg, b, act, ws, &mut stats, opts)?;
+        let act = self.propagate(cfg, act, &mut books, &mut stats, opts)?;
         let t2 = Instant::now();
 
         // 3. Project what is still active.
-        project_the_rest(cfg, act, &mut ws.store, &mut stats);
-        // Trace hook (inspect only): the final projection.
-        if let Some(trace) = ws.trace.as_mut() {
-            trace.finish(&ws.store)?;
-        }
+        books.project_the_rest(act, &mut stats)?;
 
         // 4. Collect.
-        let energy = ws
-            .store
-            .take_done_energy()
-            .ok_or_else(|| Error::Internal("no completed flows".into()))?;
         let tc = Instant::now();
-        let (flat, summary) = ws.aggregator.collect(energy, &ws.store.done, b * s)?;
+        let flat = books.collect(b * s, &mut stats)?;
         let collect = tc.elapsed();
-        stats.cells_covered = summary.groups;
         let surface = lesion::on_surface(flat.reshape([b, s]), opts.lesion);
         let t3 = Instant::now();
 
@@ -245,71 +252,53 @@ impl EnergyFlowModel {
     }
 
     /// Step 2: at most `flow.propagation_steps` steps over the active flows
-    /// (MODEL.md s.4.2 a-g) of a batch of `samples` samples. Returns the
+    /// (MODEL.md s.4.2 a-g), their fates decided by `books`. Returns the
     /// flows still active at the end.
     fn propagate(
         &self,
         cfg: &ForwardSettings,
-        samples: usize,
         mut act: ActiveTensors,
-        ws: &mut Workspace,
+        books: &mut Books,
         stats: &mut FlowStats,
         opts: &ForwardOptions,
     ) -> Result<ActiveTensors> {
-        let (store, mut trace) = (&mut ws.store, ws.trace.as_mut());
         let flow = &cfg.flow;
-        let rules = StepRules::new(cfg.lattice, flow, samples);
-        let dev = act.pos.device();
-        let mut rng = StdRng::seed_from_u64(mix(opts.noise_seed, stream::NOISE, 0));
         let sigma = flow.exploration_noise as f32;
-        let noise = (opts.training && sigma > 0.0).then(|| Normal::new(0.0f32, sigma).expect("sigma validated"));
+        let noisy = opts.training && sigma > 0.0;
         let (mut best, mut stale) = (0usize, 0usize);
         let kernels = self.kernels;
         let gather = |t: Tensor<2>, idx| kernels.gather_rows(t, idx);
         for _ in 0..flow.propagation_steps() {
-            let n = store.active();
+            let n = books.active();
             if n == 0 {
                 stats.stop_reason = LoopStop::NoActive;
                 break;
             }
             stats.active_per_step.push(n);
             stats.propagation_steps += 1;
+            stats.steps_run += 1;
             // a. The shared network over all active flows.
             let features = self.neuron.forward(act.pos.clone(), act.energy.clone());
             let input = Tensor::cat(vec![features, act.energy], 1);
             let out = self.carrier.step(input, act.hidden, opts.displacement_scale);
             // b. Move, with exploration noise in training.
             let mut raw = act.pos.clone() + out.delta;
-            if let Some(normal) = &noise {
-                let draws: Vec<f32> = (0..3 * n)
-                    .map(|j| {
-                        if j % 3 == 2 && !flow.noise_on_z {
-                            0.0
-                        } else {
-                            normal.sample(&mut rng)
-                        }
-                    })
-                    .collect();
-                raw = raw + device::matrix(draws, n, 3, &dev);
+            if noisy {
+                let spec = NoiseSpec {
+                    seed: mix(opts.noise_seed, stream::NOISE, 0),
+                    step: stats.propagation_steps as u32,
+                    sigma,
+                    on_z: flow.noise_on_z,
+                };
+                raw = raw.clone() + flow_noise(&raw, spec);
             }
-            // c-f. Walls, planes, projection, spawn: decided on the host.
-            let raw_host = device::to_vec(raw.clone())?;
-            let new_pos = wall_device(raw, flow.reflection);
-            advance(store, &raw_host, &rules, stats);
-            if !store.finished.is_empty() {
-                let idx = device::indices(&store.finished, &dev);
-                store.done_energy.push(out.energy.clone().select(0, idx));
-            }
+            // c-f. Walls, then planes, projection, spawn and compaction.
             let stepped = ActiveTensors {
-                pos: new_pos,
+                pos: wall(raw, flow.reflection),
                 energy: out.energy,
                 hidden: out.hidden,
             };
-            act = store.compact(n, act.pos, stepped, &dev, gather);
-            // Trace hook (inspect only): reads the step's energies back.
-            if let Some(trace) = trace.as_mut() {
-                trace.step(store, &raw_host, &rules, stats, &act.energy)?;
-            }
+            act = books.advance(act.pos, stepped, stats, &gather)?;
             // g. Early stop.
             let completed = stats.completed();
             if completed > best {
@@ -329,76 +318,9 @@ impl EnergyFlowModel {
                 }
             }
         }
-        if store.active() == 0 && stats.stop_reason == LoopStop::StepBudget {
+        if books.active() == 0 && stats.stop_reason == LoopStop::StepBudget {
             stats.stop_reason = LoopStop::NoActive;
         }
         Ok(act)
     }
-}
-
-/// Step 1's second half: B*S flows at (x_cell, y_cell, z_in) with the
-/// mapped `energies` [B, S], zero hidden state, zero steps, in `store`.
-/// Refuses a batch whose starting flows exceed the capacity (MODEL.md
-/// s.4.1: never drop whole samples).
-fn start_flows(
-    cfg: &ForwardSettings,
-    energies: Tensor<2>,
-    layers: usize,
-    hidden: usize,
-    store: &mut FlowStore,
-) -> Result<(ActiveTensors, FlowStats)> {
-    let [b, s] = energies.dims();
-    let lattice = cfg.lattice;
-    let n0 = b * s;
-    if n0 > cfg.flow.max_active_flows {
-        return Err(Error::input(format!(
-            "{b} samples x {s} cells = {n0} starting flows exceeds flow.max_active_flows = {}; use a smaller batch or raise flow.max_active_flows",
-            cfg.flow.max_active_flows
-        )));
-    }
-    let dev = energies.device();
-    store.reset();
-    let z_in = lattice.z_in();
-    for sample in 0..b {
-        for cell in 0..s {
-            let (x, y) = lattice.cell_xy(cell);
-            store.pos.push([x, y, z_in]);
-            store.sample.push(sample as u32);
-            store.steps.push(0);
-        }
-    }
-    let flat: Vec<f32> = store.pos.iter().flatten().copied().collect();
-    let act = ActiveTensors {
-        pos: device::matrix(flat, n0, 3, &dev),
-        energy: energies.reshape([n0, 1]),
-        hidden: (0..layers).map(|_| Tensor::zeros([n0, hidden], &dev)).collect(),
-    };
-    let stats = FlowStats {
-        flows_created: n0,
-        cells_total: n0,
-        ..FlowStats::default()
-    };
-    Ok((act, stats))
-}
-
-/// Step 3: every flow still active is projected onto its nearer plane and
-/// completes, so every created flow contributes to the output.
-fn project_the_rest(cfg: &ForwardSettings, act: ActiveTensors, store: &mut FlowStore, stats: &mut FlowStats) {
-    let lattice = cfg.lattice;
-    let s = lattice.cells() as u32;
-    let left = store.active();
-    if left > 0 {
-        for i in 0..left {
-            let [x, y, z] = store.pos[i];
-            let key = store.sample[i] * s + lattice.cell_of(x, y) as u32;
-            store.done.push(key, store.steps[i], nearer_plane(z));
-        }
-        stats.completed_final = left;
-        store.done_energy.push(act.energy);
-        store.pos.clear();
-        store.sample.clear();
-        store.steps.clear();
-    }
-    let total_steps: u64 = store.done.steps.iter().map(|&v| v as u64).sum();
-    stats.mean_flow_steps = total_steps as f64 / store.done.len().max(1) as f64;
 }

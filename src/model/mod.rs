@@ -6,7 +6,8 @@
 //! - `carrier`: the GRU stack carrying each flow's memory, and its heads;
 //! - `collector`: the readout, surface -> embedding;
 //! - `forward`: MODEL.md s.4 as one function (map, propagate, collect, read
-//!   out), over the host-side engine of `flow/`;
+//!   out); `step`: the flows' bookkeeping it runs, on the host (`flow/`) or
+//!   on the device (`kernels::flow_step`);
 //! - `infer`: the forward over many rows, batch by batch;
 //! - `layers`: seeded initialisation and dropout shared by the modules;
 //! - `lesion`: deliberate damage to a forward, for studies (`eval --lesion`).
@@ -22,6 +23,7 @@ pub mod layers;
 pub mod lesion;
 pub mod mapper;
 pub mod neuron;
+mod step;
 
 pub use forward::{ForwardOptions, ForwardOutput, ForwardSettings, ForwardTimings, Workspace};
 pub use infer::infer_batches;

@@ -406,7 +406,7 @@ pub fn evaluate_checkpoint_on(
     };
     data.check_fits(&meta.config)?;
     let (split, note) = checkpoint_split(&meta, data)?;
-    let settings = ForwardSettings::new(&meta.config, crate::pool::wanted(runtime, dev));
+    let settings = ForwardSettings::for_runtime(&meta.config, runtime, dev);
     let mut r = report(&model, &meta.config, &settings, data, &split, which, lesion)?;
     r.step = meta.train.as_ref().map(|t| t.step);
     if let Some(t) = &meta.train

@@ -36,11 +36,23 @@ pub struct LossParts {
 impl LossParts {
     /// The three scalars in one device read: [loss, mse, cosine].
     pub fn to_host(&self) -> crate::error::Result<[f64; 3]> {
-        let v = crate::device::to_vec(Tensor::cat(
-            vec![self.loss.clone(), self.mse.clone(), self.cosine.clone()],
-            0,
-        ))?;
-        Ok([v[0] as f64, v[1] as f64, v[2] as f64])
+        Ok(Self::all_to_host(std::slice::from_ref(self))?[0])
+    }
+
+    /// The three scalars of each of `parts` in one device read (a
+    /// training step's passes, read once after all of them).
+    pub fn all_to_host(parts: &[LossParts]) -> crate::error::Result<Vec<[f64; 3]>> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = parts
+            .iter()
+            .flat_map(|p| [p.loss.clone(), p.mse.clone(), p.cosine.clone()])
+            .collect();
+        let v = crate::device::to_vec(Tensor::cat(all, 0))?;
+        Ok(v.chunks_exact(3)
+            .map(|c| [c[0] as f64, c[1] as f64, c[2] as f64])
+            .collect())
     }
 }
 

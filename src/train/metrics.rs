@@ -74,8 +74,8 @@ pub struct StepRecord {
     /// The whole optimizer step.
     #[serde(deserialize_with = "null_as_nan")]
     pub step_ms: f64,
-    /// The passes' forwards and losses, with the batch upload and the
-    /// losses' read-back.
+    /// The passes' forwards and losses, with the batch upload (the
+    /// losses are read back once, after the last pass's backward).
     #[serde(deserialize_with = "null_as_nan")]
     pub forward_ms: f64,
     /// The passes' backward and gradient accumulation.

@@ -125,7 +125,7 @@ impl Trainer {
         let cfg = &plan.config;
         data.check_fits(cfg)?;
         resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
-        let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let settings = ForwardSettings::for_runtime(cfg, &plan.runtime, device);
         let plain = device.clone();
         let device = autodiff(device, cfg);
         let model = prepare(EnergyFlowModel::new(cfg, plan.runtime.kernels, &device, plan.seed), cfg);
@@ -174,7 +174,7 @@ impl Trainer {
         let cfg = &plan.config;
         data.check_fits(cfg)?;
         resources::ensure_fits(cfg, Purpose::Training, 0.0)?;
-        let settings = ForwardSettings::new(cfg, crate::pool::wanted(&plan.runtime, device));
+        let settings = ForwardSettings::for_runtime(cfg, &plan.runtime, device);
         let plain = device.clone();
         let device = autodiff(device, cfg);
         let model = prepare(checkpoint::model_from(ckpt, meta, plan.runtime.kernels, &device)?, cfg);
@@ -256,6 +256,7 @@ impl Trainer {
         let mut acc = GradientsAccumulator::<EnergyFlowModel>::new();
         let per_pass = cfg.train.samples_per_pass.unwrap_or(cfg.train.batch_size);
         let passes: Vec<&[usize]> = batches.iter().flat_map(|b| b.chunks(per_pass)).collect();
+        let mut losses = Vec::with_capacity(passes.len());
         // Room for any number of passes per step in the noise-seed counter.
         let per_step = (cfg.train.accumulate_batches * cfg.train.batch_size) as u64;
         for (j, idx) in passes.into_iter().enumerate() {
@@ -277,20 +278,31 @@ impl Trainer {
             let pass = self.settings.for_pass(b, cfg.train.batch_size);
             let out = self.model.forward(x, &pass, &mut self.ws, &opts)?;
             let parts = loss::objective(cfg, &self.model.input_mapper, out.output, out.surface, y);
-            let [l, m, c] = parts.to_host()?;
             let share = b as f64 / rows as f64;
-            rec.loss += l * share;
-            rec.mse += m * share;
-            rec.cosine += c * share;
             rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
             rec.collect_ms += out.timings.collect.as_secs_f64() * 1e3;
             rec.flows.absorb(&out.stats);
             let t1 = Instant::now();
             rec.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
+            // Read after the passes, all at once: each read waits for the device.
+            losses.push((
+                loss::LossParts {
+                    loss: parts.loss.clone().detach(),
+                    mse: parts.mse.detach(),
+                    cosine: parts.cosine.detach(),
+                },
+                share,
+            ));
             let g = (parts.loss * share).backward();
             let g = GradientsParams::from_grads(g, &self.model);
             acc.accumulate(&self.model, g);
             rec.backward_ms += t1.elapsed().as_secs_f64() * 1e3;
+        }
+        let (parts, shares): (Vec<_>, Vec<f64>) = losses.into_iter().unzip();
+        for ([l, m, c], share) in loss::LossParts::all_to_host(&parts)?.into_iter().zip(shares) {
+            rec.loss += l * share;
+            rec.mse += m * share;
+            rec.cosine += c * share;
         }
         let t_opt = Instant::now();
         let mut g = acc.grads();

@@ -350,7 +350,8 @@ pub fn inspect(req: &InspectRequest, runtime: &RuntimeConfig, dev: &Device) -> R
         );
     }
     let (input, target) = read_rows(&req.input, cfg, &req.rows, &mut notes)?;
-    let settings = ForwardSettings::new(cfg, crate::pool::wanted(runtime, dev));
+    // The recorder follows the host step's bookkeeping.
+    let settings = ForwardSettings::for_runtime(cfg, runtime, dev).with_step(crate::flow::StepPath::Host);
     std::fs::create_dir_all(&req.out).map_err(|e| Error::io(&req.out, e))?;
     let mut report = InspectReport {
         checkpoint: ckpt.display().to_string(),
