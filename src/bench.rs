@@ -240,6 +240,11 @@ pub struct StepBench {
     /// Per timed training step (mean): uploads from the host and their bytes.
     pub host_writes: f64,
     pub host_write_bytes: f64,
+    /// Where the flows' bookkeeping ran: "host" or "device" (`runtime.step`).
+    pub step_path: &'static str,
+    /// Per timed training step (mean): kernels launched on a GPU backend
+    /// (cubecl's launch observer); None on the CPU, where burn counts none.
+    pub dispatches: Option<f64>,
 }
 
 /// Times `runs` training steps (after `warmup` untimed ones) and `runs`
@@ -293,6 +298,7 @@ pub fn bench_step(
     for _ in 0..warmup {
         trainer.train_step(&data)?;
     }
+    let launches = device::LaunchCount::start(dev);
     let moved0 = device::transfers();
     let (wall0, cpu0, spin0) = (Instant::now(), metrics::cpu_seconds(), crate::pool::spin_seconds());
     let mut recs = Vec::with_capacity(runs);
@@ -301,6 +307,7 @@ pub fn bench_step(
     }
     let (wall, cpu) = (wall0.elapsed().as_secs_f64(), metrics::cpu_seconds() - cpu0);
     let moved = device::transfers() - moved0;
+    let dispatches = launches.stop();
     let per_step = |v: u64| v as f64 / runs as f64;
     // The spinners time their idle loops by the wall clock, which keeps
     // running while a loaded machine deschedules them: bound it by the CPU
@@ -354,10 +361,12 @@ pub fn bench_step(
         cpu_spin: spin / wall.max(1e-9) / cores as f64,
         cores,
         runs,
-        propagation_steps: recs.iter().map(|r| r.flows.propagation_steps).sum::<usize>() as f64 / runs as f64,
+        propagation_steps: recs.iter().map(|r| r.flows.steps_run).sum::<usize>() as f64 / runs as f64,
         host_reads: per_step(moved.reads),
         host_read_bytes: per_step(moved.read_bytes),
         host_writes: per_step(moved.writes),
         host_write_bytes: per_step(moved.write_bytes),
+        step_path: trainer.settings().step.name(),
+        dispatches: dispatches.map(per_step),
     })
 }

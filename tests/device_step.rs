@@ -8,7 +8,7 @@
 mod common;
 
 use burn::tensor::{Device, Int, Tensor};
-use common::tiny_config;
+use common::{busy_config, tiny_config};
 use energyflow::config::{EnergyConfig, RuntimeConfig};
 use energyflow::device::{self, transfers};
 use energyflow::flow::rules::{step_length, wall};
@@ -99,7 +99,7 @@ fn both_paths_agree(c: &Case) -> Result<(), TestCaseError> {
     let mut iota = Iota::default();
     let step = DeviceStep {
         rules: &c.rules,
-        iota: iota.upto(c.rules.max_active.max(n), &dev),
+        iota: iota.upto(c.rules.max_active.max(n).max(c.rules.samples), &dev),
     };
     let ids = FlowIds {
         sample: device::indices(&c.sample, &dev),
@@ -179,24 +179,6 @@ fn fair_sharing_at_the_capacity_matches_on_hand_made_cases() {
         };
         both_paths_agree(&c).unwrap_or_else(|e| panic!("room {room}: {e}"));
     }
-}
-
-/// A tiny config whose flows meet every rule: walls, both planes,
-/// projection, spawning past the capacity.
-fn busy_config() -> EnergyConfig {
-    let mut cfg = tiny_config(8);
-    cfg.flow.lattice_depth = 4;
-    cfg.flow.max_displacement = 0.9;
-    cfg.flow.projection_steps = Some(4);
-    cfg.flow.propagation_steps = Some(6);
-    cfg.flow.spawn_movement_threshold = 0.05;
-    cfg.flow.max_spawn_per_step = 2;
-    cfg.flow.max_active_flows = 150;
-    cfg.flow.exploration_noise = 0.4;
-    cfg.flow.noise_on_z = true;
-    cfg.flow.convergence_enabled = false;
-    cfg.validate().unwrap();
-    cfg
 }
 
 fn input(b: usize, e: usize, dev: &Device) -> Tensor<2> {
@@ -389,4 +371,26 @@ fn the_path_is_the_host_on_the_cpu_unless_the_runtime_says_otherwise() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("host") && e.contains("device"), "{e}");
+}
+
+/// Found by the property test (when its iota was shorter than the
+/// samples, which `DeviceStep` needs): one flow of sample 0 (of 2) with no
+/// room left asks for a child, which both paths drop.
+#[test]
+fn a_child_with_no_room_is_dropped_once_on_both_paths() {
+    let c = Case {
+        rules: StepRules {
+            lattice: Lattice::new(4, 3, 6),
+            samples: 2,
+            projection_steps: 5,
+            reflection: false,
+            spawn: Some((0.05, 1)),
+            max_active: 1,
+        },
+        old: vec![0.0; 3],
+        raw: vec![0.0, 0.0, 0.156_937_27],
+        sample: vec![0],
+        steps: vec![0],
+    };
+    both_paths_agree(&c).unwrap();
 }

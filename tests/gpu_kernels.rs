@@ -17,6 +17,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, FloatDType, Tensor};
 use common::gpu::{gpu, host, launches, max_diff, values};
 use energyflow::device;
+use energyflow::kernels::flow_ops::{NoiseSpec, flow_noise, noise_rows};
 use energyflow::kernels::{AdamStep, Kernels, adamw_step, gather_rows, gru_cell, gru_cell_composed, matmul};
 use energyflow::train::adamw::FusedAdamW;
 
@@ -451,5 +452,36 @@ fn matmul_on_the_gpu_equals_the_cpu() {
         let product = |dev: &Device| host(matmul(matrix(rows, k, 0.7, 1.0, dev), matrix(k, n, 1.3, 1.0, dev)));
         let d = max_diff(&product(&gpu), &product(&cpu));
         assert!(d <= 1e-4, "{rows}x{k}x{n}: {d}");
+    }
+}
+
+/// The exploration noise drawn on the device: the host's normals
+/// (`noise_rows`) to the device's rounding of ln, sqrt, cos and sin, one
+/// kernel, nothing uploaded or read back.
+#[test]
+fn noise_on_the_gpu_is_the_hosts_and_uploads_nothing() {
+    let dev = gpu();
+    for (rows, on_z) in [(1, true), (7, false), (5000, true)] {
+        let like = Tensor::<2>::zeros([rows, 3], &dev);
+        let spec = NoiseSpec {
+            seed: 0x1234_5678_9abc_def0,
+            step: 3,
+            sigma: 0.4,
+            on_z,
+        };
+        let moved = device::transfers();
+        let (noise, names) = launches(|| flow_noise(&like, spec));
+        let moved = device::transfers() - moved;
+        assert_eq!((moved.reads, moved.writes), (0, 0), "{moved:?}");
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(count(&names, "noise_kernel"), 1, "{names:?}");
+        let got = host(noise);
+        let want = noise_rows(rows, spec.seed, spec.step, spec.sigma, on_z);
+        // sigma * sqrt(-2 ln u) is at most 0.4 * 5.8: 1e-5 absolute is a
+        // few ulp of it.
+        assert!(max_diff(&got, &want) <= 1e-5, "{rows} rows: {}", max_diff(&got, &want));
+        if !on_z {
+            assert!(got.chunks(3).all(|r| r[2] == 0.0));
+        }
     }
 }

@@ -14,7 +14,7 @@
 //!   uploading anything, and both step paths draw the same noise. The
 //!   default body computes it on the host ([`noise_rows`], the reference:
 //!   on Flex the host is the device); the Cube backends run it as a
-//!   CubeCL kernel.
+//!   CubeCL kernel (`noise_cube.rs`).
 //!
 //! The rest of the device step is ordinary tensor ops (`flow_step.rs`).
 
@@ -141,6 +141,12 @@ fn shifted_sum_scan<B: Backend>(mut x: IntTensor<B>) -> IntTensor<B> {
 impl FlowOps for burn::backend::Cube {
     fn scan_rows(x: IntTensor<Self>) -> IntTensor<Self> {
         shifted_sum_scan::<Self>(x)
+    }
+
+    /// Drawn on the device (`noise_cube.rs`): nothing uploaded per step.
+    fn flow_noise(like: FloatTensor<Self>, seed: u64, step: u32, sigma: f32, on_z: bool) -> FloatTensor<Self> {
+        let rows = like.shape()[0];
+        super::noise_cube::noise(&like, rows, seed, step, sigma, on_z)
     }
 }
 

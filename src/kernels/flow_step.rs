@@ -164,6 +164,9 @@ fn share(
     iota: &Tensor<1, Int>,
 ) -> (Tensor<1, Int>, Tensor<1, Int>) {
     let n = k.dims()[0];
+    // A shorter iota would slice to fewer sample ids and count every flow
+    // as every sample's; `Books::start` makes it max(B * S, capacity).
+    debug_assert!(iota.dims()[0] >= b, "iota shorter than the samples");
     let ids = iota.clone().slice(0..b);
     // Per-sample running sums of k in flow order: row s of [B, N].
     let mine: Tensor<2, Bool> = sample
@@ -226,7 +229,7 @@ fn share(
 /// The device step's rules (the host `StepRules` plus its device scratch).
 pub struct DeviceStep<'a> {
     pub rules: &'a StepRules,
-    /// 0..max(N, B) on the device.
+    /// 0..max(N, B, capacity) on the device.
     pub iota: Tensor<1, Int>,
 }
 

@@ -81,6 +81,24 @@ pub fn tiny_config(dim: usize) -> EnergyConfig {
     c
 }
 
+/// A tiny config whose flows meet every rule: walls, both planes,
+/// projection, spawning past the capacity.
+pub fn busy_config() -> EnergyConfig {
+    let mut cfg = tiny_config(8);
+    cfg.flow.lattice_depth = 4;
+    cfg.flow.max_displacement = 0.9;
+    cfg.flow.projection_steps = Some(4);
+    cfg.flow.propagation_steps = Some(6);
+    cfg.flow.spawn_movement_threshold = 0.05;
+    cfg.flow.max_spawn_per_step = 2;
+    cfg.flow.max_active_flows = 150;
+    cfg.flow.exploration_noise = 0.4;
+    cfg.flow.noise_on_z = true;
+    cfg.flow.convergence_enabled = false;
+    cfg.validate().unwrap();
+    cfg
+}
+
 /// A temporary folder holding a config file, a file of synthetic 6-D pairs
 /// and the path of a run folder (not created).
 pub struct Setup {
