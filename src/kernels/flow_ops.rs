@@ -126,7 +126,7 @@ fn shifted_sum_scan<B: Backend>(mut x: IntTensor<B>) -> IntTensor<B> {
     let shape = x.shape();
     let (r, n) = (shape[0], shape[1]);
     let dtype = x.dtype().into();
-    let device = B::int_device(&x);
+    let device = x.device();
     let mut d = 1;
     while d < n {
         let head = B::int_slice(x.clone(), &[Slice::from(0..r), Slice::from(0..n - d)]);

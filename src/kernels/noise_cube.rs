@@ -30,24 +30,34 @@ fn mul_hi(a: u32, b: u32) -> u32 {
 /// A uniform in (0, 1) from the top 23 bits of `w` (`flow_ops::unit`).
 #[cube]
 fn unit(w: u32) -> f32 {
-    (f32::cast_from(w >> 9u32) + 0.5) * (1.0 / 8_388_608.0)
+    // 2^-23.
+    (f32::cast_from(w >> 9u32) + 0.5f32) * 1.192_092_9e-7f32
 }
 
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-fn noise_kernel(out: &mut [f32], rows: usize, step: u32, key_lo: u32, key_hi: u32, sigma: f32, z_scale: f32) {
+fn noise_kernel(
+    out: &mut [f32],
+    rows: usize,
+    step: u32,
+    stream: u32,
+    key_lo: u32,
+    key_hi: u32,
+    sigma: f32,
+    z_scale: f32,
+) {
     let i = ABSOLUTE_POS;
     if i >= rows {
         terminate!();
     }
-    let mut c0 = i as u32;
+    let mut c0 = u32::cast_from(i);
     let mut c1 = step;
-    let mut c2 = NOISE_STREAM.runtime();
-    let mut c3 = 0u32.runtime();
+    let mut c2 = stream;
+    let mut c3 = u32::new(0);
     let mut k0 = key_lo;
     let mut k1 = key_hi;
     #[unroll]
-    for _ in 0..10 {
+    for _ in 0..10u32 {
         let hi0 = mul_hi(0xD251_1F53u32, c0);
         let lo0 = 0xD251_1F53u32 * c0;
         let hi1 = mul_hi(0xCD9E_8D57u32, c2);
@@ -62,9 +72,9 @@ fn noise_kernel(out: &mut [f32], rows: usize, step: u32, key_lo: u32, key_hi: u3
         k1 += 0xBB67_AE85u32;
     }
     let tau = 6.283_185_5f32;
-    let r = f32::sqrt(-2.0 * f32::ln(unit(c0)));
+    let r = f32::sqrt(-2.0f32 * f32::ln(unit(c0)));
     let t = tau * unit(c1);
-    let rz = f32::sqrt(-2.0 * f32::ln(unit(c2)));
+    let rz = f32::sqrt(-2.0f32 * f32::ln(unit(c2)));
     let tz = tau * unit(c3);
     out[3 * i] = sigma * r * f32::cos(t);
     out[3 * i + 1] = sigma * r * f32::sin(t);
@@ -90,6 +100,7 @@ pub(super) fn noise(like: &CubeTensor, rows: usize, seed: u64, step: u32, sigma:
             out.clone().into_buffer_arg(),
             rows,
             step,
+            NOISE_STREAM,
             seed as u32,
             (seed >> 32) as u32,
             sigma,
