@@ -6,12 +6,12 @@
 #   #   run(command="bash scripts/device-check.sh device", carry=[".device"])
 #
 # `prepare` builds the stripped `--features vulkan` release binary and
-# tests/gpu.rs for it, downloads
+# the GPU tests (tests/gpu/) for it, downloads
 # the Debian Vulkan loader packages the device README names, and copies the
 # PyTorch peer into .device/ (git-ignored; well under the 64 MiB carried).
 # `device`, on the lent machine, unpacks the loaders, checks the loader and
 # the NVIDIA ICD, then writes at most 8 files under $OUT:
-#   env.txt           nvidia-smi, ldconfig's vulkan lines, the ICD, tests/gpu.rs
+#   env.txt           nvidia-smi, ldconfig's vulkan lines, the ICD, tests/gpu/
 #   ours-debug.json, ours-experiment.json, ours-optimized.json
 #                     `energyflow bench step --device vulkan --json` (one line)
 #   peer.jsonl        the PyTorch peer on CUDA, one line per preset
@@ -27,13 +27,17 @@ prepare() {
   set -e
   mkdir -p "$D/gl"
   grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >>.git/info/exclude
-  cargo build --release --features vulkan --bin energyflow
-  strip -o "$D/energyflow" target/release/energyflow
-  # tests/gpu.rs built for the Vulkan backend, to run there without cargo
+  # One cargo command builds the binary and the GPU tests (tests/gpu/) with
+  # the same features, so burn is built once; both are stripped and
+  # xz-compressed (about 80 MB each stripped) to fit the 64 MiB carried.
   local t
   t=$(cargo test --release --features vulkan --test gpu --no-run --message-format=json \
     | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+  strip -o "$D/energyflow" target/release/energyflow
+  # The tests run the binary by the absolute path cargo gave them here.
+  realpath target/release/energyflow >"$D/bin-path"
   strip -o "$D/gpu-tests" "$t"
+  xz -T0 -6 -f "$D/energyflow" "$D/gpu-tests"
   local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   mkdir -p /tmp/amd64/partial
   # shellcheck disable=SC2086
@@ -45,12 +49,19 @@ prepare() {
   printf 'preset = "experiment"\n[train]\nsamples_per_pass = 8\n' >"$D/experiment.toml"
   printf 'preset = "optimized"\n[train]\nsamples_per_pass = 4\n' >"$D/optimized.toml"
   du -sh "$D"
+  local kib
+  kib=$(du -sk "$D" | cut -f1)
+  [ "$kib" -le 65536 ] || { echo "scripts/device-check.sh: .device is ${kib} KiB, over the 64 MiB the device tool carries" >&2; exit 1; }
 }
 
 device() {
   : "${OUT:?device mode writes under \$OUT (run it through the device tool)}"
   local log="$OUT/log.txt" env="$OUT/env.txt"
   for f in "$D"/gl/*.deb; do dpkg -x "$f" /; done
+  xz -dkf "$D/energyflow.xz" "$D/gpu-tests.xz" && chmod +x "$D/energyflow" "$D/gpu-tests"
+  local bin
+  bin=$(cat "$D/bin-path")
+  [ -e "$bin" ] || { mkdir -p "$(dirname "$bin")" && ln -s "$PWD/$D/energyflow" "$bin"; }
   ldconfig
   {
     echo "## ldconfig -p | grep vulkan"; ldconfig -p | grep -i vulkan
@@ -62,8 +73,9 @@ device() {
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
     echo "## VK_DRIVER_FILES=$VK_DRIVER_FILES" >>"$env"
   fi
-  # tests/gpu.rs on the real GPU (the Vulkan build; lavapipe runs the wgpu one)
-  echo "## tests/gpu.rs" >>"$env"
+  # tests/gpu/ on the real GPU (the Vulkan build; lavapipe runs the wgpu
+  # one); they find the binary through CARGO_BIN_EXE, fixed at build time.
+  echo "## tests/gpu/" >>"$env"
   timeout 120 "$D/gpu-tests" >>"$env" 2>&1 || echo "## gpu tests: exit $?" >>"$env"
 
   local smi="$OUT/smi.csv"

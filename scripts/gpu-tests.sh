@@ -23,4 +23,4 @@ fi
 # XDG_RUNTIME_DIR is unset; a private one keeps the log readable.
 export CUBECL_WGPU_DEFAULT_DEVICE=Cpu
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-cargo test --release --features wgpu --test gpu --test gpu_kernels --test gpu_step "$@"
+cargo test --release --features wgpu --test gpu "$@"

@@ -233,3 +233,24 @@ fn the_bundled_data_needs_no_file() {
     let e = PairData::from_origin("bundled:other").unwrap_err().to_string();
     assert!(e.contains("bundles only"), "{e}");
 }
+
+#[test]
+fn the_learned_baselines_are_fitted_kept_and_reported_unless_switched_off() {
+    for fit in [true, false] {
+        let st = setup();
+        let config = TINY.replace("learned_baselines = false", &format!("learned_baselines = {fit}"));
+        std::fs::write(&st.config, config).unwrap();
+        let out = train(&st, &["--max-steps", "1"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v = eval_line(&out);
+        assert_eq!(st.out.join("baselines.json").is_file(), fit, "fit {fit}");
+        for key in ["mlp_cosine", "residual_mlp_cosine"] {
+            let c = v[key].as_f64();
+            assert_eq!(c.is_some(), fit, "{key} with fit {fit}: {v}");
+            assert!(c.is_none_or(|c| (-1.0..=1.0).contains(&c)), "{key}: {v}");
+        }
+        // eval reads the kept fit (or reports none), the same as train's line.
+        let e = energyflow(&["eval", "--checkpoint", s(&st.out), "--json"]);
+        assert_eq!(eval_line(&e), v, "fit {fit}");
+    }
+}

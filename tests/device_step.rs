@@ -9,7 +9,7 @@ mod common;
 
 use burn::tensor::{Device, Int, Tensor};
 use common::{busy_config, tiny_config};
-use energyflow::config::{EnergyConfig, RuntimeConfig};
+use energyflow::config::RuntimeConfig;
 use energyflow::device::{self, transfers};
 use energyflow::flow::rules::{step_length, wall};
 use energyflow::flow::{ActiveTensors, FlowStats, FlowStore, StepPath, StepRules, advance};

@@ -371,6 +371,13 @@ pub struct TrainConfig {
     /// Not part of what a run computes: a resumed run may change it.
     #[serde(default = "default_checkpoint_seconds")]
     pub checkpoint_every_seconds: f64,
+    /// Fit the learned baselines (an MLP and a residual MLP on the run's
+    /// training split, docs/QUALITY.md) when a run starts, and report them
+    /// beside the model in `train`, `eval` and `plot`. Default true; false
+    /// skips the fit (most of a small run's time) and leaves their keys
+    /// null. Not part of what a run computes: a resumed run may change it.
+    #[serde(default = "yes")]
+    pub learned_baselines: bool,
 }
 
 fn default_test_fraction() -> f64 {
@@ -416,6 +423,7 @@ impl Default for TrainConfig {
             gradient_checkpointing: false,
             checkpoint_every_steps: None,
             checkpoint_every_seconds: default_checkpoint_seconds(),
+            learned_baselines: true,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! WGSL has no 64-bit integers, so Philox's 32x32 -> 64 products are split
 //! into 16-bit halves (`mul_hi`); the words are the host's to the bit. The
 //! normals then differ from the host's by the device's `ln`, `sqrt`, `cos`
-//! and `sin` rounding (a few ulp; tests/gpu_kernels.rs).
+//! and `sin` rounding (a few ulp; tests/gpu/kernels.rs).
 
 use super::cube::{elementwise, empty};
 use super::flow_ops::NOISE_STREAM;

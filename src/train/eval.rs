@@ -410,6 +410,7 @@ pub fn evaluate_checkpoint_on(
     let mut r = report(&model, &meta.config, &settings, data, &split, which, lesion)?;
     r.step = meta.train.as_ref().map(|t| t.step);
     if let Some(t) = &meta.train
+        && meta.config.train.learned_baselines
         // A fit that fails (data that overflows an MLP) leaves the keys
         // null; the model's own figures stand.
         && let Ok(Some(learned)) = learned_baselines(dir, data, &split, t.seed, &meta.config.train, dev)

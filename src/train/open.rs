@@ -270,6 +270,7 @@ impl Run {
             let wanted = requested_config(req, &data)?.train;
             plan.config.train.checkpoint_every_steps = wanted.checkpoint_every_steps;
             plan.config.train.checkpoint_every_seconds = wanted.checkpoint_every_seconds;
+            plan.config.train.learned_baselines = wanted.learned_baselines;
         }
         let mut trainer = Trainer::continue_from(plan, &ckpt, &meta, &data, dev)?;
         if let Some(before) = &meta.runtime {
@@ -363,6 +364,7 @@ fn refuse_changes(req: &RunRequest, meta: &Meta, data: &PairData, ckpt: &Path) -
         }
         have.train.checkpoint_every_steps = wanted.train.checkpoint_every_steps;
         have.train.checkpoint_every_seconds = wanted.train.checkpoint_every_seconds;
+        have.train.learned_baselines = wanted.train.learned_baselines;
         // A field a flag already names is not repeated.
         let by_flag = |d: &String| {
             (req.val_fraction.is_some() && d.starts_with("train.val_fraction "))

@@ -129,9 +129,11 @@ impl Run {
         // A baseline is a yardstick, not the run: a fit that fails (data
         // the model's skipping of non-finite steps survives) is reported,
         // and the run goes on.
-        match self.learned_baselines() {
-            Ok(learned) => on_event(Event::Baselines(&learned)),
-            Err(e) => on_event(Event::NoBaselines(&e)),
+        if self.trainer.plan.config.train.learned_baselines {
+            match self.learned_baselines() {
+                Ok(learned) => on_event(Event::Baselines(&learned)),
+                Err(e) => on_event(Event::NoBaselines(&e)),
+            }
         }
         let limit = self.planned(limit);
         let mut last_val = None;

@@ -1,4 +1,4 @@
-//! What the GPU test crates (tests/gpu.rs, tests/gpu_kernels.rs) share:
+//! What the GPU tests (tests/gpu/) share:
 //! opening the device after a probe in a child process (so a driver that
 //! crashes fails the tests instead of killing the test process), host
 //! read-backs, and a count of the kernels a piece of work launches.

@@ -17,7 +17,7 @@ pub mod gpu;
 pub const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
-[train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\n";
+[train]\nbatch_size = 4\nepochs = 50\nplanned_steps = 1000000\nlearned_baselines = false\n";
 
 /// Runs the `energyflow` binary with `args`.
 pub fn energyflow(args: &[&str]) -> Output {
@@ -77,6 +77,8 @@ pub fn tiny_config(dim: usize) -> EnergyConfig {
     c.train.epochs = 4;
     c.train.planned_steps = None;
     c.train.samples_per_pass = None;
+    // The learned baselines' fit is tested where it is the subject.
+    c.train.learned_baselines = false;
     c.validate().unwrap();
     c
 }

@@ -32,9 +32,10 @@ pub struct Model {
 pub fn load(py: Python<'_>, path: PathBuf, device: &str) -> PyResult<Model> {
     let dev = select_device(device)?;
     let runtime = RuntimeConfig::default();
-    let spin = energyflow::pool::wanted(&runtime, &dev);
     let (model, meta) = py.detach(|| on_pool(|| Ok(checkpoint::load_model(&path, runtime.kernels, &dev)?)))?;
-    let settings = ForwardSettings::new(&meta.config, spin);
+    // The CLI's choices for this device: the spin policy, and the step's
+    // bookkeeping on the host on the CPU, on the device on a GPU.
+    let settings = ForwardSettings::for_runtime(&meta.config, &runtime, &dev);
     Ok(Model {
         model,
         meta,

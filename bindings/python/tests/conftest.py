@@ -28,7 +28,9 @@ SMALL = {
     "model": {"input_embedding_dim": DIM, "output_embedding_dim": DIM, "lattice_width": 6, "lattice_height": 6,
               "mapper_hidden": 64},
     "flow": {"pass_through": False},
-    "train": {"epochs": 2},
+    # The learned baselines' fit is tested in Rust (tests/readout.rs,
+    # tests/cli_train.rs); here it would be most of each run's time.
+    "train": {"epochs": 2, "learned_baselines": False},
 }
 
 

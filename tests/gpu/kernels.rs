@@ -5,17 +5,12 @@
 //! shapes and single rows; repeated and empty gathers; AdamW against
 //! burn's over a few steps. Every fused op is also counted: the launches it
 //! makes on the device must be our kernels (not the composed fallback).
-//! Without a GPU feature this file is empty; scripts/gpu-tests.sh runs it
-//! on Mesa's software Vulkan (lavapipe).
-#![cfg(gpu)]
 
-mod common;
-
+use crate::common::gpu::{gpu, host, launches, max_diff, values};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, FloatDType, Tensor};
-use common::gpu::{gpu, host, launches, max_diff, values};
 use energyflow::device;
 use energyflow::kernels::flow_ops::{NoiseSpec, flow_noise, noise_rows};
 use energyflow::kernels::{AdamStep, Kernels, adamw_step, gather_rows, gru_cell, gru_cell_composed, matmul};

@@ -1,16 +1,21 @@
 //! The GPU code path (built with `--features vulkan` or `--features wgpu`)
 //! against the CPU backend: a whole forward pass, a few training steps,
 //! the collection against the naive oracle, and the CLI on `--device
-//! vulkan` (the kernels one by one are tests/gpu_kernels.rs). Without a GPU feature
-//! this file is empty. scripts/gpu-tests.sh runs it on Mesa's software
-//! Vulkan driver (lavapipe, selected with CUBECL_WGPU_DEFAULT_DEVICE=Cpu).
+//! vulkan`; the kernels one by one (`kernels.rs`) and the device-resident
+//! step (`step.rs`). One test binary, so that the device check carries one.
+//! Without a GPU feature this crate is empty. scripts/gpu-tests.sh runs it
+//! on Mesa's software Vulkan driver (lavapipe, selected with
+//! CUBECL_WGPU_DEFAULT_DEVICE=Cpu).
 //!
 //! The device is opened after the binary's probe has succeeded in a child
 //! process, so a driver that crashes fails these tests instead of killing
 //! the test process.
 #![cfg(gpu)]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod kernels;
+mod step;
 
 use common::gpu::{gpu, host, max_diff};
 use common::tiny_config;
@@ -21,6 +26,7 @@ use energyflow::device::{self, ADAPTER_VAR};
 use energyflow::flow::naive::{collect_naive, collect_reference_f64};
 use energyflow::flow::{Aggregator, CompletedMeta};
 use energyflow::kernels::Kernels;
+use energyflow::kernels::flow_collect::{DoneOnDevice, collect_on_device};
 use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use energyflow::train::{PairData, Trainer};
 use std::process::Command;
@@ -96,31 +102,43 @@ fn collection_on_the_gpu_equals_the_naive_oracle() {
         .map(|i| ((i as f32 * 0.71).sin() * 0.9).clamp(-1.0, 1.0))
         .collect();
     let upstream: Vec<f32> = (0..n_keys).map(|i| (i as f32 * 0.37).sin()).collect();
-    let value_and_grad = |dev: &Device, naive: bool| {
+    // 0: the naive oracle, 1: the host step's collection, 2: the device
+    // step's (`collect_on_device`, whose metadata never leaves the device).
+    let value_and_grad = |dev: &Device, method: u8| {
         let e = device::vector(energy.clone(), dev).require_grad();
-        let surface = if naive {
-            collect_naive(e.clone(), &meta, n_keys)
-        } else {
-            Aggregator::new().collect(e.clone(), &meta, n_keys).unwrap().0
+        let surface = match method {
+            0 => collect_naive(e.clone(), &meta, n_keys),
+            1 => Aggregator::new().collect(e.clone(), &meta, n_keys).unwrap().0,
+            _ => {
+                let done = DoneOnDevice {
+                    energy: e.clone(),
+                    key: device::indices(&meta.key, dev),
+                    steps: device::indices(&meta.steps, dev),
+                    z: device::vector(meta.z.clone(), dev),
+                };
+                collect_on_device(done, n_keys).0
+            }
         };
         let grads = (surface.clone() * device::vector(upstream.clone(), dev))
             .sum()
             .backward();
         (host(surface.inner()), host(e.grad(&grads).unwrap()))
     };
-    let (v_gpu, g_gpu) = value_and_grad(&gpu().autodiff(), false);
-    let (v_naive, g_naive) = value_and_grad(&Device::flex().autodiff(), true);
+    let (v_naive, g_naive) = value_and_grad(&Device::flex().autodiff(), 0);
     let reference = collect_reference_f64(&energy, &meta, n_keys);
-    for k in 0..n_keys {
-        assert!(
-            (v_gpu[k] as f64 - reference[k]).abs() < 1e-5,
-            "value {k}: {} vs {}",
-            v_gpu[k],
-            reference[k]
-        );
-        assert!((v_gpu[k] - v_naive[k]).abs() < 1e-5, "value {k}");
+    for method in [1, 2] {
+        let (v_gpu, g_gpu) = value_and_grad(&gpu().autodiff(), method);
+        for k in 0..n_keys {
+            assert!(
+                (v_gpu[k] as f64 - reference[k]).abs() < 1e-5,
+                "method {method}, value {k}: {} vs {}",
+                v_gpu[k],
+                reference[k]
+            );
+            assert!((v_gpu[k] - v_naive[k]).abs() < 1e-5, "method {method}, value {k}");
+        }
+        assert!(max_diff(&g_gpu, &g_naive) < 1e-5, "method {method}, gradients");
     }
-    assert!(max_diff(&g_gpu, &g_naive) < 1e-5, "gradients");
 }
 
 #[test]

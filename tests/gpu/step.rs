@@ -1,16 +1,11 @@
 //! The device-resident propagation step (`runtime.step = "device"`, the
 //! default on a GPU) on the GPU backend: the same flows, counters, surface
 //! and loss as the host step, on the GPU and against the CPU; at most one
-//! small read per propagation step; our kernels in a training step. Without
-//! a GPU feature this file is empty; scripts/gpu-tests.sh runs it on Mesa's
-//! software Vulkan (lavapipe).
-#![cfg(gpu)]
+//! small read per propagation step; our kernels in a training step.
 
-mod common;
-
+use crate::common::busy_config;
+use crate::common::gpu::{gpu, host, launches, max_diff};
 use burn::tensor::{Device, Tensor};
-use common::busy_config;
-use common::gpu::{gpu, host, launches, max_diff};
 use energyflow::config::RuntimeConfig;
 use energyflow::device::{self, transfers};
 use energyflow::flow::{FlowStats, StepPath};
