@@ -19,7 +19,7 @@ use common::{Setup, assert_refused, energyflow, s, setup_with};
 const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\
 neuron_hidden_dim = 8\nneuron_output_dim = 8\ncarrier_hidden_dim = 16\ncarrier_layers = 1\n\
 [flow]\nlattice_depth = 4\nmax_active_flows = 400\n\
-[train]\nbatch_size = 4\nepochs = 100000\nplanned_steps = 1000000\ncheckpoint_every_steps = 2\n";
+[train]\nbatch_size = 4\nepochs = 100000\nplanned_steps = 1000000\ncheckpoint_every_steps = 2\nlearned_baselines = false\n";
 
 fn setup() -> Setup {
     setup_with(TINY, 400, StoreDtype::F16)
