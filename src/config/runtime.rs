@@ -1,8 +1,8 @@
 //! `[runtime]`: how a run executes, apart from what it computes.
 //!
 //! The kernels, the spinning of idle workers, the thread count, the
-//! device and where the step's bookkeeping runs change the speed (and the float rounding, within the tested
-//! tolerances), not the run: they are not part of [`super::EnergyConfig`],
+//! device and where the step's bookkeeping runs change the speed (and the
+//! float rounding, within the tested tolerances), not the run: they are not part of [`super::EnergyConfig`],
 //! a resume may change them, and a checkpoint records them for the record
 //! only (`checkpoint.json`'s `runtime`). Each has a flag of the same name
 //! on the commands that run a model (`--kernels`, `--spin-wait`,

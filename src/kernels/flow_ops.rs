@@ -5,7 +5,8 @@
 //! - `scan_rows`: the inclusive prefix sum of each row of an int matrix
 //!   (the compaction's output slots, the per-sample child ranks). burn's
 //!   own `cumsum` is one pass on Flex but quadratic on its Cube backends
-//!   (each element re-adds every one before it), so Cube runs a
+//!   (each element re-adds every one before it), so Cube runs a CubeCL
+//!   kernel of one dispatch (`scan_cube.rs`), or for other int types a
 //!   Hillis-Steele scan: log2(N) shifted additions.
 //! - `flow_noise`: the exploration noise of one propagation step, N(0,
 //!   sigma^2) per flow and axis from a counter-based generator
@@ -139,8 +140,9 @@ fn shifted_sum_scan<B: Backend>(mut x: IntTensor<B>) -> IntTensor<B> {
 
 #[cfg(gpu)]
 impl FlowOps for burn::backend::Cube {
+    /// One dispatch (`scan_cube.rs`), else the composed scan.
     fn scan_rows(x: IntTensor<Self>) -> IntTensor<Self> {
-        shifted_sum_scan::<Self>(x)
+        super::scan_cube::scan_rows(&x).unwrap_or_else(|| shifted_sum_scan::<Self>(x))
     }
 
     /// Drawn on the device (`noise_cube.rs`): nothing uploaded per step.

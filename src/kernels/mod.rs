@@ -21,10 +21,10 @@
 //!   sums, the exploration noise) and the collection's segment softmax,
 //!   the device twins of `flow::rules`, `flow::store` and `flow::collect`;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
-//! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather, AdamW and
-//!   the exploration noise as CubeCL kernels for burn's Cube backend
-//!   (Vulkan, wgpu), with `cube` for what they share. The matrix product
-//!   keeps burn's own GPU GEMM.
+//! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather, AdamW, the
+//!   exploration noise and the device step's prefix sums as CubeCL kernels
+//!   for burn's Cube backend (Vulkan, wgpu), with `cube` for what they
+//!   share. The matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
 #[cfg(gpu)]
@@ -50,6 +50,8 @@ mod noise_cube;
 mod rows;
 #[cfg(gpu)]
 mod rows_cube;
+#[cfg(gpu)]
+mod scan_cube;
 mod uninit;
 
 pub use adamw::{AdamOps, AdamStep, adamw_step};

@@ -10,9 +10,9 @@ use crate::common::gpu::{gpu, host, launches, max_diff, values};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, FloatDType, Tensor};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use energyflow::device;
-use energyflow::kernels::flow_ops::{NoiseSpec, flow_noise, noise_rows};
+use energyflow::kernels::flow_ops::{NoiseSpec, flow_noise, noise_rows, scan_rows};
 use energyflow::kernels::{AdamStep, Kernels, adamw_step, gather_rows, gru_cell, gru_cell_composed, matmul};
 use energyflow::train::adamw::FusedAdamW;
 
@@ -478,5 +478,20 @@ fn noise_on_the_gpu_is_the_hosts_and_uploads_nothing() {
         if !on_z {
             assert!(got.chunks(3).all(|r| r[2] == 0.0));
         }
+    }
+}
+
+/// The device step's row-wise prefix sums: one kernel, the CPU's sums.
+#[test]
+fn row_prefix_sums_on_the_gpu_are_one_kernel_equal_to_the_cpu() {
+    let (gpu, cpu) = (gpu(), Device::flex());
+    for (rows, n) in [(1, 1), (2, 5), (3, 1000), (2, 70_001)] {
+        let v: Vec<i64> = (0..rows * n).map(|i| ((i * 7919) % 13) as i64 - 6).collect();
+        let m = |dev: &Device| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [rows * n]), dev).reshape([rows, n]);
+        let (ours, names) = launches(|| scan_rows(m(&gpu)));
+        assert_eq!(names.len(), 1, "{rows}x{n}: {names:?}");
+        assert_eq!(count(&names, "scan_rows_kernel"), 1, "{names:?}");
+        let ints = |t: Tensor<2, Int>| device::ints_to_vec(t.reshape([rows * n])).unwrap();
+        assert_eq!(ints(ours), ints(scan_rows(m(&cpu))), "{rows}x{n}");
     }
 }
