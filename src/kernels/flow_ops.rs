@@ -6,8 +6,8 @@
 //!   (the compaction's output slots, the per-sample child ranks). burn's
 //!   own `cumsum` is one pass on Flex but quadratic on its Cube backends
 //!   (each element re-adds every one before it), so Cube runs a CubeCL
-//!   kernel of one dispatch (`scan_cube.rs`), or for other int types a
-//!   Hillis-Steele scan: log2(N) shifted additions.
+//!   kernel of one dispatch (`scan_cube.rs`; other int types than i32 keep
+//!   burn's `cumsum`).
 //! - `flow_noise`: the exploration noise of one propagation step, N(0,
 //!   sigma^2) per flow and axis from a counter-based generator
 //!   (Philox4x32-10 of (flow, step) under the forward's seed, then
@@ -119,30 +119,12 @@ pub trait FlowOps: Backend {
 
 impl FlowOps for Flex {}
 
-/// Hillis-Steele: after the pass with shift d, x[i] holds the sum of the
-/// up to 2d elements ending at i. log2(N) passes of three cheap ops each.
-#[cfg(gpu)]
-fn shifted_sum_scan<B: Backend>(mut x: IntTensor<B>) -> IntTensor<B> {
-    use burn::backend::Slice;
-    let shape = x.shape();
-    let (r, n) = (shape[0], shape[1]);
-    let dtype = x.dtype().into();
-    let device = x.device();
-    let mut d = 1;
-    while d < n {
-        let head = B::int_slice(x.clone(), &[Slice::from(0..r), Slice::from(0..n - d)]);
-        let zeros = B::int_zeros([r, d].into(), &device, dtype);
-        x = B::int_add(x, B::int_cat(vec![zeros, head], 1));
-        d *= 2;
-    }
-    x
-}
-
 #[cfg(gpu)]
 impl FlowOps for burn::backend::Cube {
-    /// One dispatch (`scan_cube.rs`), else the composed scan.
+    /// One dispatch (`scan_cube.rs`), else burn's `cumsum`.
     fn scan_rows(x: IntTensor<Self>) -> IntTensor<Self> {
-        super::scan_cube::scan_rows(&x).unwrap_or_else(|| shifted_sum_scan::<Self>(x))
+        super::scan_cube::scan_rows(&x)
+            .unwrap_or_else(|| <Self as burn::backend::ops::IntTensorOps<Self>>::int_cumsum(x, 1))
     }
 
     /// Drawn on the device (`noise_cube.rs`): nothing uploaded per step.

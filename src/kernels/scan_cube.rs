@@ -4,10 +4,13 @@
 //! shared memory, then each unit writing its chunk's running sums. The
 //! device step runs one or two per propagation step over rows of the flow
 //! count; the composed Hillis-Steele scan it replaces was four dispatches
-//! per doubling (44 for 2 000 flows). Integer sums: exact, in any order.
+//! per doubling (44 for 2 000 flows), and on the debug preset its device
+//! step's flows drifted from the host step's (28 022 against 28 198
+//! flow-steps per training step on lavapipe; with this kernel they are
+//! the same). Integer sums: exact, in any order.
 //!
 //! 32-bit signed ints only (burn's Cube default); others, and an empty
-//! matrix, take the composed scan.
+//! matrix, take burn's `cumsum`.
 
 use super::cube::empty;
 use burn::backend::{DType, TensorMetadata};
@@ -63,6 +66,14 @@ pub(super) fn scan_rows(x: &CubeTensor) -> Option<CubeTensor> {
     let client = x.client.clone();
     let count = CubeCount::Static(rows as u32, 1, 1);
     let dim = CubeDim::new_1d(UNITS as u32);
-    scan_rows_kernel::launch(&client, count, dim, x.into_buffer_arg(), out.clone().into_buffer_arg(), n, UNITS);
+    scan_rows_kernel::launch(
+        &client,
+        count,
+        dim,
+        x.into_buffer_arg(),
+        out.clone().into_buffer_arg(),
+        n,
+        UNITS,
+    );
     Some(out)
 }

@@ -487,7 +487,8 @@ fn row_prefix_sums_on_the_gpu_are_one_kernel_equal_to_the_cpu() {
     let (gpu, cpu) = (gpu(), Device::flex());
     for (rows, n) in [(1, 1), (2, 5), (3, 1000), (2, 70_001)] {
         let v: Vec<i64> = (0..rows * n).map(|i| ((i * 7919) % 13) as i64 - 6).collect();
-        let m = |dev: &Device| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [rows * n]), dev).reshape([rows, n]);
+        let m =
+            |dev: &Device| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [rows * n]), dev).reshape([rows, n]);
         let (ours, names) = launches(|| scan_rows(m(&gpu)));
         assert_eq!(names.len(), 1, "{rows}x{n}: {names:?}");
         assert_eq!(count(&names, "scan_rows_kernel"), 1, "{names:?}");
