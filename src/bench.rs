@@ -8,6 +8,7 @@ use crate::device;
 use crate::error::{Error, Result};
 use crate::flow::naive::{collect_naive, collect_reference_f64};
 use crate::flow::{Aggregator, CompletedMeta};
+use crate::kernels::flow_collect::{DoneOnDevice, collect_on_device, collect_on_device_composed};
 use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -76,6 +77,16 @@ pub struct CollectBench {
     pub max_abs_diff: f64,
     /// What max_abs_diff compares against: "naive" or "f64_reference".
     pub diff_against: &'static str,
+    /// The device step's collection (`collect_on_device`, metadata already
+    /// on the device): through the backend's segment softmax kernel where
+    /// it has one, and in burn's composed ops.
+    pub device_ms: f64,
+    pub device_composed_ms: f64,
+    /// Largest |difference| of each device collection from the f64
+    /// reference (on lavapipe the composed one is cut short past 65 535
+    /// flows: its loops stop there).
+    pub device_max_abs_diff: f64,
+    pub device_composed_max_abs_diff: f64,
     pub runs: usize,
 }
 
@@ -110,8 +121,30 @@ fn time_one(
     Ok((ms, device::to_vec(surface.inner())?))
 }
 
-/// Times the optimized and (up to `naive_limit` flows) the naive
-/// collection on the surface of `preset`.
+/// The median of `runs` timed collections after `warm` untimed ones, and
+/// the last one's surface.
+fn timed(
+    runs: usize,
+    warm: usize,
+    set: &SyntheticFlows,
+    dev: &Device,
+    f: &mut dyn FnMut(Tensor<1>) -> Result<Tensor<1>>,
+) -> Result<(f64, Vec<f32>)> {
+    let mut times = Vec::new();
+    let mut last = Vec::new();
+    for r in 0..runs + warm {
+        let (ms, out) = time_one(set, dev, f)?;
+        if r >= warm {
+            times.push(ms);
+        }
+        last = out;
+    }
+    Ok((median(&mut times), last))
+}
+
+/// Times the host step's collection, the device step's (with and without
+/// the backend's kernel) and (up to `naive_limit` flows) the naive one on
+/// the surface of `preset`.
 pub fn bench_collect(
     flows: usize,
     samples: usize,
@@ -134,16 +167,31 @@ pub fn bench_collect(
     let set = synthetic_flows(flows, samples, cells, 7);
     let mut aggregator = Aggregator::new();
     let mut opt = |e: Tensor<1>| aggregator.collect(e, &set.meta, set.n_keys).map(|r| r.0);
-    let mut times = Vec::new();
-    let mut out_opt = Vec::new();
-    for r in 0..runs + 3 {
-        let (ms, out) = time_one(&set, &dev, &mut opt)?;
-        if r >= 3 {
-            times.push(ms);
-        }
-        out_opt = out;
-    }
-    let optimized_ms = median(&mut times);
+    let (optimized_ms, out_opt) = timed(runs, 3, &set, &dev, &mut opt)?;
+    let reference = collect_reference_f64(&set.energy, &set.meta, set.n_keys);
+    let from_reference = |out: &[f32]| {
+        out.iter()
+            .zip(&reference)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max)
+    };
+    let (key, steps) = (
+        device::indices(&set.meta.key, &dev),
+        device::indices(&set.meta.steps, &dev),
+    );
+    let z = device::vector(set.meta.z.clone(), &dev);
+    let done = |energy: Tensor<1>| DoneOnDevice {
+        energy,
+        key: key.clone(),
+        steps: steps.clone(),
+        z: z.clone(),
+    };
+    let mut on_device = |e: Tensor<1>| Ok(collect_on_device(done(e), set.n_keys).0);
+    let (device_ms, out_device) = timed(runs, 3, &set, &dev, &mut on_device)?;
+    let mut composed = |e: Tensor<1>| Ok(collect_on_device_composed(done(e), set.n_keys).0);
+    let (device_composed_ms, out_composed) = timed(runs, 3, &set, &dev, &mut composed)?;
+    let (device_max_abs_diff, device_composed_max_abs_diff) =
+        (from_reference(&out_device), from_reference(&out_composed));
     let groups = {
         let mut seen = vec![false; set.n_keys];
         set.meta.key.iter().for_each(|&k| seen[k as usize] = true);
@@ -151,30 +199,15 @@ pub fn bench_collect(
     };
     let (naive_ms, max_abs_diff, diff_against) = if flows <= naive_limit {
         let mut naive = |e: Tensor<1>| Ok(collect_naive(e, &set.meta, set.n_keys));
-        let naive_runs = runs.clamp(1, 5);
-        let mut times = Vec::new();
-        let mut out_naive = Vec::new();
-        for r in 0..naive_runs + 1 {
-            let (ms, out) = time_one(&set, &dev, &mut naive)?;
-            if r >= 1 {
-                times.push(ms);
-            }
-            out_naive = out;
-        }
+        let (naive_ms, out_naive) = timed(runs.clamp(1, 5), 1, &set, &dev, &mut naive)?;
         let diff = out_opt
             .iter()
             .zip(&out_naive)
             .map(|(a, b)| (a - b).abs() as f64)
             .fold(0.0, f64::max);
-        (Some(median(&mut times)), diff, "naive")
+        (Some(naive_ms), diff, "naive")
     } else {
-        let reference = collect_reference_f64(&set.energy, &set.meta, set.n_keys);
-        let diff = out_opt
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (*a as f64 - b).abs())
-            .fold(0.0, f64::max);
-        (None, diff, "f64_reference")
+        (None, from_reference(&out_opt), "f64_reference")
     };
     Ok(CollectBench {
         flows,
@@ -185,6 +218,10 @@ pub fn bench_collect(
         ratio: naive_ms.map(|n| n / optimized_ms),
         max_abs_diff,
         diff_against,
+        device_ms,
+        device_composed_ms,
+        device_max_abs_diff,
+        device_composed_max_abs_diff,
         runs,
     })
 }

@@ -50,3 +50,31 @@ fn bench_step_reports_consistent_per_flow_step_figures() {
     assert!(f("host_read_bytes") >= 4.0 * f("host_reads"), "{d}");
     assert!(f("host_writes") >= 2.0 && f("host_write_bytes") > 0.0, "{d}");
 }
+
+#[test]
+fn bench_collect_reports_every_collection_equal_to_the_reference() {
+    let out = energyflow(&[
+        "bench",
+        "collect",
+        "--flows",
+        "2000",
+        "--samples",
+        "4",
+        "--preset",
+        "debug",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = |k: &str| d[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {d}"));
+    assert_eq!(d["diff_against"], "naive", "{d}");
+    for k in ["max_abs_diff", "device_max_abs_diff", "device_composed_max_abs_diff"] {
+        assert!(f(k) < 1e-5, "{k} in {d}");
+    }
+    for k in ["optimized_ms", "naive_ms", "device_ms", "device_composed_ms"] {
+        assert!(f(k) > 0.0, "{k} in {d}");
+    }
+    assert!(f("groups") > 0.0 && f("groups") <= 2000.0, "{d}");
+}

@@ -15,6 +15,9 @@
 //!
 //! `surface = scatter_add(key, a * e + b * |e| + k)`
 //!
+//! (the scatter-add is `kernels::scatter_rows`: parallel on the CPU
+//! and on the Cube backends, where burn's `select_assign` is serial)
+//!
 //! with host constants `a_i = p_i`, `b_i = p_i (e_i - v_g) c_i` and
 //! `k_i = -b_i |e_i|`. Its value is exactly `v_g` (the b-terms cancel) and
 //! its derivative in e_j is `p_j + p_j (e_j - v_g) c_j sign(e_j)`, which is
@@ -26,7 +29,8 @@ use super::store::CompletedMeta;
 use crate::device;
 use crate::error::Result;
 use crate::geometry::surface_distance;
-use burn::tensor::{IndexingUpdateOp, Tensor};
+use crate::kernels::scatter_rows;
+use burn::tensor::Tensor;
 
 /// The weight constant c = (1 + 0.1 steps) / (1 + d).
 #[inline]
@@ -75,7 +79,7 @@ impl Aggregator {
         let k = device::vector(std::mem::take(&mut self.k), &dev);
         let contrib = energy.clone() * a + energy.abs() * b + k;
         let keys = device::indices(&meta.key, &dev);
-        let surface = Tensor::<1>::zeros([n_keys], &dev).select_assign(0, keys, contrib, IndexingUpdateOp::Add);
+        let surface = scatter_rows(contrib.reshape([n, 1]), keys, n_keys).reshape([n_keys]);
         debug_assert_eq!(n, meta.len());
         Ok((surface, CollectSummary { groups }))
     }

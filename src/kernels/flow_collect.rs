@@ -13,9 +13,16 @@
 //! is the same value and gradient as the host's (checked against the naive
 //! oracle and finite differences).
 //!
-//! Not for the host step: there the host already holds the metadata and
-//! `Aggregator` (host coefficients, one scatter-add) is faster on the CPU.
+//! On burn's Cube backends the same softmax runs as CubeCL kernels
+//! (`segment.rs`, `segment_cube.rs`: parallel over groups and flows, with
+//! a handwritten backward), since burn's 1-D `select_assign` there is one
+//! unit looping over every flow.
+//!
+//! Not for the host step, whose host already holds the metadata and uses
+//! `Aggregator` (host coefficients, one scatter-add); `bench collect`
+//! times both.
 
+use super::segment::segment_softmax;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
 /// The completed flows of a forward on the device: energies [M] (on the
@@ -30,13 +37,37 @@ pub struct DoneOnDevice {
 
 /// The surface [n_keys] of the completed flows `done`, and the number of
 /// non-empty groups as a [1] int tensor (left on the device: the caller
-/// reads it with whatever else it reads).
+/// reads it with whatever else it reads). Through the backend's segment
+/// softmax kernel where it has one, else `collect_on_device_composed`.
 pub fn collect_on_device(done: DoneOnDevice, n_keys: usize) -> (Tensor<1>, Tensor<1, Int>) {
+    let (energy, c, key) = factors(done);
+    let Some(surface) = segment_softmax(&energy, &c, &key, n_keys) else {
+        return composed(energy, c, key, n_keys);
+    };
+    // Groups with a flow, by an integer scatter (atomic on a GPU).
+    let ones = key.ones_like();
+    let per_key = Tensor::<1, Int>::zeros([n_keys], &energy.device()).scatter(0, key, ones, IndexingUpdateOp::Add);
+    (surface, per_key.greater_elem(0).int().sum())
+}
+
+/// `collect_on_device` in burn's ops on every backend (the CPU's path, and
+/// the baseline `bench collect` times the GPU kernel against).
+pub fn collect_on_device_composed(done: DoneOnDevice, n_keys: usize) -> (Tensor<1>, Tensor<1, Int>) {
+    let (energy, c, key) = factors(done);
+    composed(energy, c, key, n_keys)
+}
+
+/// Energies, the detached factors c = (1 + 0.1 steps) / (1 + d) with
+/// d = min(|z + 1|, |z - 1|) (`weight_factor`), and the keys.
+fn factors(done: DoneOnDevice) -> (Tensor<1>, Tensor<1>, Tensor<1, Int>) {
     let DoneOnDevice { energy, key, steps, z } = done;
-    let dev = energy.device();
-    // c = (1 + 0.1 steps) / (1 + d), d = min(|z + 1|, |z - 1|): `weight_factor`.
     let d = (z.clone() + 1.0).abs().min_pair((z - 1.0).abs());
     let c = (steps.float() * 0.1 + 1.0) / (d + 1.0);
+    (energy, c, key)
+}
+
+fn composed(energy: Tensor<1>, c: Tensor<1>, key: Tensor<1, Int>, n_keys: usize) -> (Tensor<1>, Tensor<1, Int>) {
+    let dev = energy.device();
     let w = energy.clone().abs() * c;
     let zeros = || Tensor::<1>::zeros([n_keys], &dev);
     let max = zeros().select_assign(0, key.clone(), w.clone().detach(), IndexingUpdateOp::Max);

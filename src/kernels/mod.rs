@@ -52,13 +52,16 @@ mod rows;
 mod rows_cube;
 #[cfg(gpu)]
 mod scan_cube;
+pub mod segment;
+#[cfg(gpu)]
+mod segment_cube;
 mod uninit;
 
 pub use adamw::{AdamOps, AdamStep, adamw_step};
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
 pub use matmul::{MatmulOps, matmul};
-pub use rows::{RowOps, gather_rows};
+pub use rows::{RowOps, gather_rows, scatter_rows};
 
 use burn::backend::DType;
 use burn::backend::flex::FlexTensor;

@@ -51,6 +51,15 @@ pub trait RowOps: Backend {
     fn gather_rows_backward(grad: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
         scatter_add::<Self>(grad, idx, rows)
     }
+
+    /// The sum of `t`'s rows [M, D] into `rows` rows by `idx` [M]: the
+    /// forward whose backward is `gather_rows` (the host collection's
+    /// scatter-add). Through `gather_rows_backward`'s kernels, since burn's
+    /// `select_assign` on the Cube backends is one unit looping over all M
+    /// rows (and lavapipe stops such a loop after 65 535 rounds).
+    fn scatter_rows(t: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
+        Self::gather_rows_backward(t, idx, rows)
+    }
 }
 
 /// Burn's own backward of `select` on dimension 0.
@@ -180,6 +189,12 @@ impl RowOps for Flex {
             _ => scatter_add::<Flex>(grad, idx, rows),
         }
     }
+
+    /// Flex's serial `select_assign`: for the collection's single column
+    /// it beats building the inverse index (`bench collect`, BENCHMARKS).
+    fn scatter_rows(t: FlexTensor, idx: FlexTensor, rows: usize) -> FlexTensor {
+        scatter_add::<Flex>(t, idx, rows)
+    }
 }
 
 #[derive(Debug)]
@@ -212,6 +227,33 @@ impl<B: Backend + RowOps, C: CheckpointStrategy> RowOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::gather_rows(t, idx)),
         }
     }
+
+    fn scatter_rows(t: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
+        let guard = [t.node()];
+        let t = t.into_primitive();
+        match ScatterBackward.prepare::<C>(guard).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::scatter_rows(t, idx.clone(), rows);
+                prep.finish(idx, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::scatter_rows(t, idx, rows)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ScatterBackward;
+
+impl<B: Backend + RowOps> Backward<B, 1> for ScatterBackward {
+    type State = IntTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::gather_rows(grad, ops.state));
+        }
+    }
 }
 
 /// Rows `idx` of `t` [N, D] through the parallel kernel.
@@ -219,6 +261,16 @@ pub fn gather_rows(t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as RowOps>::gather_rows(
         t.into_dispatch(),
         idx.into_dispatch(),
+    ))
+}
+
+/// The rows of `t` [M, D] summed into `rows` rows by `idx` [M] (each below
+/// `rows`), through the parallel kernels; differentiable in `t`.
+pub fn scatter_rows(t: Tensor<2>, idx: Tensor<1, Int>, rows: usize) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RowOps>::scatter_rows(
+        t.into_dispatch(),
+        idx.into_dispatch(),
+        rows,
     ))
 }
 
@@ -269,5 +321,26 @@ mod tests {
         let ours = Flex::gather_rows_backward(g.clone(), idx.clone(), rows).into_data();
         let theirs = scatter_add::<Flex>(g.clone(), idx.clone(), rows).into_data();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn scatter_rows_sums_rows_and_its_gradient_is_the_gather() {
+        use burn::tensor::Device;
+        let dev = Device::flex().autodiff();
+        let (m, d, rows) = (7, 3, 5);
+        let vals: Vec<f32> = (0..m * d).map(|i| (i as f32 * 0.3).cos()).collect();
+        let t = Tensor::<1>::from_floats(vals.as_slice(), &dev)
+            .reshape([m, d])
+            .require_grad();
+        let ix = [4i64, 0, 4, 2, 4, 0, 1];
+        let idx = Tensor::<1, Int>::from_ints(ix, &dev);
+        let out = scatter_rows(t.clone(), idx.clone(), rows);
+        let want = Tensor::<2>::zeros([rows, d], &dev).select_assign(0, idx.clone(), t.clone(), IndexingUpdateOp::Add);
+        assert_eq!(out.clone().into_data(), want.into_data());
+        let up: Vec<f32> = (0..rows * d).map(|i| i as f32 - 6.0).collect();
+        let up = Tensor::<1>::from_floats(up.as_slice(), &dev).reshape([rows, d]);
+        let grads = (out * up.clone()).sum().backward();
+        let g = t.grad(&grads).unwrap();
+        assert_eq!(g.into_data(), up.inner().select(0, idx.inner()).into_data());
     }
 }

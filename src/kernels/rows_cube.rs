@@ -16,6 +16,8 @@
 //! Non-f32 values, index types other than 32-bit and empty shapes take the
 //! default bodies.
 
+// `#[cube]` bodies have no iterators: their loops index.
+#![allow(clippy::needless_range_loop)]
 use super::cube::{elementwise, empty, f32_rows, len};
 use super::rows::{RowOps, scatter_add};
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -175,7 +177,7 @@ fn sum_kernel(grad: &[f32], order: &[u32], start: &[u32], out: &mut [f32], eleme
 }
 
 /// `idx` contiguous if it is a 1-D tensor of a 32-bit integer type.
-fn index(idx: &CubeTensor) -> Option<CubeTensor> {
+pub(super) fn index(idx: &CubeTensor) -> Option<CubeTensor> {
     let fits = idx.shape().len() == 1 && matches!(idx.dtype, DType::I32 | DType::U32);
     fits.then(|| into_contiguous(idx.clone()))
 }
@@ -207,6 +209,39 @@ fn gather(t: &CubeTensor, idx: &CubeTensor) -> Option<CubeTensor> {
     Some(out)
 }
 
+/// The inverse of the index `idx` (contiguous, 1-D, 32-bit, m > 0 rows)
+/// over `rows` buckets, as CSR: `start` [rows + 1] and `order` [m], the
+/// positions i with idx[i] = s in increasing order at start[s]..start[s +
+/// 1]; indices out of range are left out. Four dispatches after a clear.
+pub(super) fn csr(idx: &CubeTensor, rows: usize) -> (CubeTensor, CubeTensor) {
+    let m = len(idx);
+    let client = idx.client.clone();
+    let index_type = dtype_to_storage_type(idx.dtype);
+    let counts = zeros_client(client.clone(), idx.device.clone(), [rows].into(), DType::U32);
+    let start = empty(idx, [rows + 1], DType::U32);
+    let order = empty(idx, [m], DType::U32);
+    let buf = |t: &CubeTensor| t.clone().into_buffer_arg();
+    let (count, dim) = elementwise(&client, m);
+    count_kernel::launch(&client, count, dim, buf(idx), buf(&counts), m, rows, index_type);
+    let one = (CubeCount::Static(1, 1, 1), CubeDim::new_1d(SCAN_UNITS as u32));
+    scan_kernel::launch(&client, one.0, one.1, buf(&counts), buf(&start), rows, SCAN_UNITS);
+    let (count, dim) = elementwise(&client, m);
+    fill_kernel::launch(
+        &client,
+        count,
+        dim,
+        buf(idx),
+        buf(&counts),
+        buf(&order),
+        m,
+        rows,
+        index_type,
+    );
+    let (count, dim) = elementwise(&client, rows);
+    sort_kernel::launch(&client, count, dim, buf(&order), buf(&start), rows);
+    (start, order)
+}
+
 fn gather_backward(grad: &CubeTensor, idx: &CubeTensor, rows: usize) -> Option<CubeTensor> {
     let (m, d) = matrix(grad)?;
     let idx = index(idx)?;
@@ -219,31 +254,9 @@ fn gather_backward(grad: &CubeTensor, idx: &CubeTensor, rows: usize) -> Option<C
         return Some(zeros_client(client, grad.device.clone(), [rows, d].into(), DType::F32));
     }
     let grad = f32_rows(grad)?;
-    let index_type = dtype_to_storage_type(idx.dtype);
-    let counts = zeros_client(client.clone(), grad.device.clone(), [rows].into(), DType::U32);
-    let start = empty(&grad, [rows + 1], DType::U32);
-    let order = empty(&grad, [m], DType::U32);
+    let (start, order) = csr(&idx, rows);
     let out = empty(&grad, [rows, d], DType::F32);
     let buf = |t: &CubeTensor| t.clone().into_buffer_arg();
-
-    let (count, dim) = elementwise(&client, m);
-    count_kernel::launch(&client, count, dim, buf(&idx), buf(&counts), m, rows, index_type);
-    let one = (CubeCount::Static(1, 1, 1), CubeDim::new_1d(SCAN_UNITS as u32));
-    scan_kernel::launch(&client, one.0, one.1, buf(&counts), buf(&start), rows, SCAN_UNITS);
-    let (count, dim) = elementwise(&client, m);
-    fill_kernel::launch(
-        &client,
-        count,
-        dim,
-        buf(&idx),
-        buf(&counts),
-        buf(&order),
-        m,
-        rows,
-        index_type,
-    );
-    let (count, dim) = elementwise(&client, rows);
-    sort_kernel::launch(&client, count, dim, buf(&order), buf(&start), rows);
     let (count, dim) = elementwise(&client, rows * d);
     let args = (buf(&grad), buf(&order), buf(&start), buf(&out));
     sum_kernel::launch(&client, count, dim, args.0, args.1, args.2, args.3, rows * d, d);

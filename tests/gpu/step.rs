@@ -102,6 +102,7 @@ fn a_training_step_on_the_gpu_reads_at_most_steps_plus_4_and_runs_our_kernels() 
             "gelu_saving_kernel",
             "adamw_kernel",
             "noise_kernel",
+            "group_kernel",
         ] {
             assert!(
                 names.iter().any(|n| n.contains(kernel)),
