@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU code path without a GPU: builds with the `wgpu` feature (burn's
 # wgpu backend with WGSL shaders, which wgpu translates through naga) and
-# runs tests/gpu.rs on Mesa's software Vulkan driver, lavapipe. The
+# runs tests/gpu/ on Mesa's software Vulkan driver, lavapipe. The
 # `vulkan` feature's SPIR-V shaders crash lavapipe's pipeline compiler, so
 # that build cannot be tested here; both builds share every line of our
-# code (device.rs, the kernels' composed GPU bodies, the forward, training).
+# code (device.rs, the CubeCL kernels, the forward, training).
 #
 # Needs a Vulkan loader and lavapipe (Debian/Ubuntu: libvulkan1 and
 # mesa-vulkan-drivers; .ci/run installs them when missing). About 14 min of

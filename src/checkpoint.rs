@@ -270,7 +270,7 @@ pub fn parse_meta(text: &str, path: &Path) -> Result<Meta> {
     meta.config
         .validate()
         .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
-    check::check_meta(&meta, &path)?;
+    check::check_meta(&meta, path)?;
     Ok(meta)
 }
 

@@ -326,6 +326,64 @@ pub fn ints_to_vec<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
         .map_err(|e| Error::Internal(format!("reading an int tensor back: {e:?}")))
 }
 
+/// Kernel launches on a GPU backend while it lives, counted by cubecl's
+/// process-wide launch observer (every launch of every thread: the counts
+/// are meant for a process that runs one piece of work, as `bench`
+/// does). On the CPU burn exposes no count: [`Self::stop`] gives None.
+pub struct LaunchCount(
+    #[cfg(gpu)]
+    Option<(
+        std::sync::Arc<Launches>,
+        burn_cubecl::cubecl::logging::LaunchObservation,
+    )>,
+);
+
+#[cfg(gpu)]
+#[derive(Default)]
+struct Launches(std::sync::atomic::AtomicU64);
+
+#[cfg(gpu)]
+impl burn_cubecl::cubecl::logging::LaunchObserver for Launches {
+    fn launched(&self, _kernel: &'static str) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl LaunchCount {
+    /// Starts counting the launches on `dev` (nothing on the CPU).
+    pub fn start(dev: &Device) -> Self {
+        #[cfg(gpu)]
+        {
+            if is_cpu(dev) {
+                return LaunchCount(None);
+            }
+            let seen = std::sync::Arc::new(Launches::default());
+            let watching = burn_cubecl::cubecl::logging::LaunchObservation::new(seen.clone());
+            LaunchCount(Some((seen, watching)))
+        }
+        #[cfg(not(gpu))]
+        {
+            let _ = dev;
+            LaunchCount()
+        }
+    }
+
+    /// The launches counted; None on the CPU.
+    pub fn stop(self) -> Option<u64> {
+        #[cfg(gpu)]
+        {
+            self.0.map(|(seen, watching)| {
+                drop(watching);
+                seen.0.load(std::sync::atomic::Ordering::Relaxed)
+            })
+        }
+        #[cfg(not(gpu))]
+        {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,63 +452,5 @@ mod tests {
     fn the_cpu_needs_no_probe() {
         // A probe that would fail is never run for the CPU.
         select_isolated(DeviceKind::Cpu, sh("exit 3")).unwrap();
-    }
-}
-
-/// Kernel launches on a GPU backend while it lives, counted by cubecl's
-/// process-wide launch observer (every launch of every thread: the counts
-/// are meant for a process that runs one piece of work, as `bench`
-/// does). On the CPU burn exposes no count: [`Self::stop`] gives None.
-pub struct LaunchCount(
-    #[cfg(gpu)]
-    Option<(
-        std::sync::Arc<Launches>,
-        burn_cubecl::cubecl::logging::LaunchObservation,
-    )>,
-);
-
-#[cfg(gpu)]
-#[derive(Default)]
-struct Launches(std::sync::atomic::AtomicU64);
-
-#[cfg(gpu)]
-impl burn_cubecl::cubecl::logging::LaunchObserver for Launches {
-    fn launched(&self, _kernel: &'static str) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl LaunchCount {
-    /// Starts counting the launches on `dev` (nothing on the CPU).
-    pub fn start(dev: &Device) -> Self {
-        #[cfg(gpu)]
-        {
-            if is_cpu(dev) {
-                return LaunchCount(None);
-            }
-            let seen = std::sync::Arc::new(Launches::default());
-            let watching = burn_cubecl::cubecl::logging::LaunchObservation::new(seen.clone());
-            LaunchCount(Some((seen, watching)))
-        }
-        #[cfg(not(gpu))]
-        {
-            let _ = dev;
-            LaunchCount()
-        }
-    }
-
-    /// The launches counted; None on the CPU.
-    pub fn stop(self) -> Option<u64> {
-        #[cfg(gpu)]
-        {
-            self.0.map(|(seen, watching)| {
-                drop(watching);
-                seen.0.load(std::sync::atomic::Ordering::Relaxed)
-            })
-        }
-        #[cfg(not(gpu))]
-        {
-            None
-        }
     }
 }

@@ -133,7 +133,7 @@ fn both_paths_agree(c: &Case) -> Result<(), TestCaseError> {
     let m = counts.kept + counts.children;
     prop_assert_eq!(m, store.active());
     if m > 0 {
-        let rows = |t: Tensor<2>| floats(t.slice([0..m]));
+        let rows = |t: Tensor<2>| floats(t.slice(0..m));
         let sample: Vec<u32> = ints(ids.sample.slice(0..m)).iter().map(|&v| v as u32).collect();
         let steps: Vec<u32> = ints(ids.steps.slice(0..m)).iter().map(|&v| v as u32).collect();
         prop_assert_eq!(sample, store.sample.clone());

@@ -65,7 +65,7 @@ fn eval_reports_the_test_split_and_validation_chooses_best() {
         })
         .collect();
     assert!(!vals.is_empty() && vals.iter().all(|v| v.val_n == 6));
-    let best = vals.iter().filter(|v| v.best).last().expect("a best validation");
+    let best = vals.iter().rfind(|v| v.best).expect("a best validation");
     assert_eq!(test["step"].as_u64(), Some(best.step as u64));
     assert!(
         (val["loss"].as_f64().unwrap() - best.val_loss).abs() < 1e-9,

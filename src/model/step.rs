@@ -31,7 +31,8 @@ pub(super) struct Books<'w> {
 
 enum Path {
     Host,
-    Device(OnDevice),
+    // Boxed: the host path carries nothing.
+    Device(Box<OnDevice>),
 }
 
 /// The device path's state: the active flows' ids, the completed flows,
@@ -112,14 +113,14 @@ impl<'w> Books<'w> {
                     sample: iota.clone().slice(0..n0).div_scalar(s as i64),
                     steps: Tensor::zeros([n0], &dev),
                 };
-                Path::Device(OnDevice {
+                Path::Device(Box::new(OnDevice {
                     ids,
                     done: DoneFlows::default(),
                     iota,
                     active: n0,
                     done_steps: 0,
                     active_steps: 0,
-                })
+                }))
             }
         };
         Ok((Books { rules, ws, path }, act, stats))
