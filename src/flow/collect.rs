@@ -15,8 +15,8 @@
 //!
 //! `surface = scatter_add(key, a * e + b * |e| + k)`
 //!
-//! (the scatter-add is `kernels::scatter_rows`: parallel on the CPU
-//! and on the Cube backends, where burn's `select_assign` is serial)
+//! (the scatter-add is `kernels::scatter_rows`: Flex's own on the CPU, our
+//! parallel kernel on the Cube backends, where burn's is one serial loop)
 //!
 //! with host constants `a_i = p_i`, `b_i = p_i (e_i - v_g) c_i` and
 //! `k_i = -b_i |e_i|`. Its value is exactly `v_g` (the b-terms cancel) and
