@@ -88,6 +88,8 @@ pub struct CollectBench {
     pub device_max_abs_diff: f64,
     pub device_composed_max_abs_diff: f64,
     pub runs: usize,
+    /// What ran it (`device::describe`).
+    pub backend: String,
 }
 
 /// Median of a sample (in place).
@@ -223,6 +225,7 @@ pub fn bench_collect(
         device_max_abs_diff,
         device_composed_max_abs_diff,
         runs,
+        backend: device::describe(&dev),
     })
 }
 
@@ -282,6 +285,9 @@ pub struct StepBench {
     /// Per timed training step (mean): kernels launched on a GPU backend
     /// (cubecl's launch observer); None on the CPU, where burn counts none.
     pub dispatches: Option<f64>,
+    /// What ran it (`device::describe`): on a GPU, the adapter and whether
+    /// the shaders went to the driver as SPIR-V or WGSL.
+    pub backend: String,
 }
 
 /// Times `runs` training steps (after `warmup` untimed ones) and `runs`
@@ -405,5 +411,6 @@ pub fn bench_step(
         host_write_bytes: per_step(moved.write_bytes),
         step_path: trainer.settings().step.name(),
         dispatches: dispatches.map(per_step),
+        backend: device::describe(dev),
     })
 }

@@ -131,6 +131,18 @@ mod gpu {
 
     pub const BUILT: bool = true;
 
+    /// How this build hands its shaders to the driver.
+    const SHADERS: &str = if cfg!(feature = "vulkan") { "SPIR-V" } else { "WGSL" };
+
+    /// The adapter `open` took, in words.
+    static ADAPTER: OnceLock<String> = OnceLock::new();
+
+    /// The opened adapter in words (name, driver, kind, shaders); None
+    /// before `vulkan` has opened one.
+    pub fn adapter() -> Option<String> {
+        ADAPTER.get().cloned()
+    }
+
     /// The Vulkan device, opened once per process (burn registers a
     /// runtime once; a second registration is an error).
     pub fn vulkan() -> Result<Device> {
@@ -163,6 +175,10 @@ mod gpu {
             ));
         }
         probe(&device)?;
+        let _ = ADAPTER.set(format!(
+            "{} ({}, {:?}, {SHADERS})",
+            info.name, info.driver_info, info.device_type
+        ));
         Ok(device)
     }
 
@@ -195,6 +211,10 @@ mod gpu {
 
     pub const BUILT: bool = false;
 
+    pub fn adapter() -> Option<String> {
+        None
+    }
+
     pub fn vulkan() -> Result<Device> {
         Err(Error::input(
             "--device vulkan: this binary was built without the `vulkan` feature (cargo build --release --features vulkan)",
@@ -210,6 +230,15 @@ impl DeviceKind {
             DeviceKind::Vulkan => "vulkan",
         }
     }
+}
+
+/// What `device` runs on, in words, for a benchmark's record: "cpu
+/// (Flex)", or "vulkan: " and the adapter (name, driver, kind, shaders).
+pub fn describe(device: &Device) -> String {
+    if is_cpu(device) {
+        return "cpu (Flex)".into();
+    }
+    format!("vulkan: {}", gpu::adapter().unwrap_or_else(|| "not opened".into()))
 }
 
 /// Whether `device` is the CPU (Flex), with or without autodiff.

@@ -49,6 +49,7 @@ fn bench_step_reports_consistent_per_flow_step_figures() {
     assert!(f("host_reads") >= steps, "{d}");
     assert!(f("host_read_bytes") >= 4.0 * f("host_reads"), "{d}");
     assert!(f("host_writes") >= 2.0 && f("host_write_bytes") > 0.0, "{d}");
+    assert_eq!(d["backend"], "cpu (Flex)", "{d}");
 }
 
 #[test]
@@ -77,4 +78,5 @@ fn bench_collect_reports_every_collection_equal_to_the_reference() {
         assert!(f(k) > 0.0, "{k} in {d}");
     }
     assert!(f("groups") > 0.0 && f("groups") <= 2000.0, "{d}");
+    assert_eq!(d["backend"], "cpu (Flex)", "{d}");
 }

@@ -171,6 +171,13 @@ fn bench_collect_on_vulkan_equals_the_reference() {
     for k in ["max_abs_diff", "device_max_abs_diff", "device_composed_max_abs_diff"] {
         assert!(v[k].as_f64().unwrap() < 1e-5, "{k} in {v}");
     }
+    // The adapter it ran on, and how this build hands it shaders.
+    let backend = v["backend"].as_str().unwrap();
+    let shaders = if cfg!(feature = "vulkan") { "SPIR-V)" } else { "WGSL)" };
+    assert!(
+        backend.starts_with("vulkan: ") && backend.ends_with(shaders),
+        "{backend}"
+    );
 }
 
 /// Without a selector, a software adapter is refused in one line (on a
