@@ -6,7 +6,8 @@
 #   #   run(command="bash scripts/device-check.sh device", carry=[".device"])
 #
 # `prepare` builds the stripped `--features vulkan` release binary and
-# the GPU tests (tests/gpu/) for it, downloads
+# the GPU tests (tests/gpu/) for it, the `--features wgpu` binary as a
+# fallback (below), downloads
 # the Debian Vulkan loader packages the device README names, and copies the
 # PyTorch peer into .device/ (git-ignored; well under the 64 MiB carried).
 # `device`, on the lent machine, unpacks the loaders, checks the loader and
@@ -18,7 +19,10 @@
 #   smi.csv           nvidia-smi sampled every 200 ms during our steps
 #                     (utilisation, memory), with a marker line per preset
 #   log.txt           every command's stderr, for when something fails
-# Every step has its own time limit so that the whole stays under 8 minutes.
+# Every step has its own time limit, most valuable first (the tests, ours,
+# then the peer): the limits add up to about 10 minutes, a working GPU
+# needs a few, and the call's timeout_s (540) bounds the whole; whatever
+# is under $OUT by then comes back.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 D=.device
@@ -30,14 +34,22 @@ prepare() {
   # One cargo command builds the binary and the GPU tests (tests/gpu/) with
   # the same features, so burn is built once; both are stripped and
   # xz-compressed (about 80 MB each stripped) to fit the 64 MiB carried.
+  # The test binary is picked by its target, not by its place in cargo's
+  # output (where the energyflow binary can come last).
   local t
   t=$(cargo test --release --features vulkan --test gpu --no-run --message-format=json \
-    | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+    | python3 -c 'import json,sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["kind"] == ["test"] and m["target"]["name"] == "gpu"))')
   strip -o "$D/energyflow" target/release/energyflow
   # The tests run the binary by the absolute path cargo gave them here.
   realpath target/release/energyflow >"$D/bin-path"
   strip -o "$D/gpu-tests" "$t"
-  xz -T0 -6 -f "$D/energyflow" "$D/gpu-tests"
+  # The wgpu build too (WGSL, which wgpu translates to SPIR-V through
+  # naga): our SPIR-V shaders have never met a driver that runs them
+  # (they crash lavapipe), so if the first debug step fails on the device
+  # the figures come from this build instead of from nowhere.
+  cargo build --release --features wgpu --bin energyflow
+  strip -o "$D/energyflow-wgsl" target/release/energyflow
+  xz -T0 -6 -f "$D/energyflow" "$D/gpu-tests" "$D/energyflow-wgsl"
   local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   mkdir -p /tmp/amd64/partial
   # shellcheck disable=SC2086
@@ -47,7 +59,9 @@ prepare() {
   mkdir -p "$D/peer" && cp ../shared/peer/*.py "$D/peer/"
   # micro-batched configs: the presets' own batches, in passes that fit
   printf 'preset = "experiment"\n[train]\nsamples_per_pass = 8\n' >"$D/experiment.toml"
-  printf 'preset = "optimized"\n[train]\nsamples_per_pass = 4\n' >"$D/optimized.toml"
+  # optimized: our estimate is 47.8 GB at 2 samples a pass (85.6 GB at
+  # 4), within an H100's 78 GiB; the peer gets the same passes.
+  printf 'preset = "optimized"\n[train]\nsamples_per_pass = 2\n' >"$D/optimized.toml"
   du -sh "$D"
   local kib
   kib=$(du -sk "$D" | cut -f1)
@@ -58,7 +72,8 @@ device() {
   : "${OUT:?device mode writes under \$OUT (run it through the device tool)}"
   local log="$OUT/log.txt" env="$OUT/env.txt"
   for f in "$D"/gl/*.deb; do dpkg -x "$f" /; done
-  xz -dkf "$D/energyflow.xz" "$D/gpu-tests.xz" && chmod +x "$D/energyflow" "$D/gpu-tests"
+  xz -dkf "$D/energyflow.xz" "$D/gpu-tests.xz" "$D/energyflow-wgsl.xz"
+  chmod +x "$D/energyflow" "$D/gpu-tests" "$D/energyflow-wgsl"
   local bin
   bin=$(cat "$D/bin-path")
   [ -e "$bin" ] || { mkdir -p "$(dirname "$bin")" && ln -s "$PWD/$D/energyflow" "$bin"; }
@@ -76,27 +91,43 @@ device() {
   # tests/gpu/ on the real GPU (the Vulkan build; lavapipe runs the wgpu
   # one); they find the binary through CARGO_BIN_EXE, fixed at build time.
   echo "## tests/gpu/" >>"$env"
-  timeout 120 "$D/gpu-tests" >>"$env" 2>&1 || echo "## gpu tests: exit $?" >>"$env"
+  timeout 90 "$D/gpu-tests" >>"$env" 2>&1 || echo "## gpu tests: exit $?" >>"$env"
 
   local smi="$OUT/smi.csv"
-  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -lms 200 >"$smi" 2>>"$log" &
+  # Appended, as the markers are: a plain `>` would write over them.
+  : >"$smi"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -lms 200 >>"$smi" 2>>"$log" &
   local smi_pid=$!
-  for p in debug experiment optimized; do
-    local cfg=(--preset "$p") limit=100 runs=5
-    [ -f "$D/$p.toml" ] && cfg=(--config "$D/$p.toml")
-    [ "$p" = optimized ] && { limit=150; runs=2; }
-    echo "# start $p $(date +%s.%N)" >>"$smi"
-    timeout "$limit" "$D/energyflow" bench step "${cfg[@]}" --device vulkan --runs "$runs" --warmup 1 --json \
-      >"$OUT/ours-$p.json" 2>>"$log" || echo "## ours $p: exit $?" >>"$log"
+  # The SPIR-V build first; if its debug step fails, every preset with
+  # the WGSL build (each JSON's "backend" says which ran).
+  local ours="$D/energyflow"
+  step() { # preset, limit, runs, config args...
+    local p=$1 limit=$2 runs=$3
+    shift 3
+    echo "# start $p $(date +%s.%N) $ours" >>"$smi"
+    timeout "$limit" "$ours" bench step "$@" --device vulkan --runs "$runs" --warmup 1 --json \
+      >"$OUT/ours-$p.json" 2>>"$log" || echo "## ours $p ($ours): exit $?" >>"$log"
     echo "# end $p $(date +%s.%N)" >>"$smi"
+  }
+  for p in debug experiment optimized; do
+    local cfg=(--preset "$p") limit=60 runs=5
+    [ -f "$D/$p.toml" ] && cfg=(--config "$D/$p.toml")
+    [ "$p" = experiment ] && limit=80
+    [ "$p" = optimized ] && { limit=150; runs=1; }
+    step "$p" "$limit" "$runs" "${cfg[@]}"
+    if [ "$p" = debug ] && ! grep -q train_us_per_flow_step "$OUT/ours-debug.json"; then
+      echo "## the SPIR-V build failed on debug: the WGSL build runs every preset" | tee -a "$log" >>"$env"
+      ours="$D/energyflow-wgsl"
+      step "$p" "$limit" "$runs" "${cfg[@]}"
+    fi
   done
   kill "$smi_pid" 2>/dev/null
 
   for p in debug experiment optimized; do
-    local extra=()
-    [ "$p" = experiment ] && extra=(--micro-batch 8 --runs 2 --warmup 1)
-    [ "$p" = optimized ] && extra=(--micro-batch 4 --runs 2 --warmup 1)
-    timeout 90 python3 "$D/peer/port_step.py" --preset "$p" --device cuda "${extra[@]}" \
+    local extra=() limit=45
+    [ "$p" = experiment ] && { extra=(--micro-batch 8 --runs 2 --warmup 1); limit=60; }
+    [ "$p" = optimized ] && { extra=(--micro-batch 2 --runs 1 --warmup 1); limit=120; }
+    timeout "$limit" python3 "$D/peer/port_step.py" --preset "$p" --device cuda "${extra[@]}" \
       >>"$OUT/peer.jsonl" 2>>"$log" || echo "## peer $p: exit $?" >>"$log"
   done
 }
