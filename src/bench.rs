@@ -123,6 +123,11 @@ fn time_one(
     Ok((ms, device::to_vec(surface.inner())?))
 }
 
+/// The largest |a_i - b_i|, in f64.
+fn worst(a: &[f32], b: impl Iterator<Item = f64>) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max)
+}
+
 /// The median of `runs` timed collections after `warm` untimed ones, and
 /// the last one's surface.
 fn timed(
@@ -171,12 +176,7 @@ pub fn bench_collect(
     let mut opt = |e: Tensor<1>| aggregator.collect(e, &set.meta, set.n_keys).map(|r| r.0);
     let (optimized_ms, out_opt) = timed(runs, 3, &set, &dev, &mut opt)?;
     let reference = collect_reference_f64(&set.energy, &set.meta, set.n_keys);
-    let from_reference = |out: &[f32]| {
-        out.iter()
-            .zip(&reference)
-            .map(|(a, b)| (*a as f64 - b).abs())
-            .fold(0.0, f64::max)
-    };
+    let from_reference = |out: &[f32]| worst(out, reference.iter().copied());
     let (key, steps) = (
         device::indices(&set.meta.key, &dev),
         device::indices(&set.meta.steps, &dev),
@@ -202,11 +202,7 @@ pub fn bench_collect(
     let (naive_ms, max_abs_diff, diff_against) = if flows <= naive_limit {
         let mut naive = |e: Tensor<1>| Ok(collect_naive(e, &set.meta, set.n_keys));
         let (naive_ms, out_naive) = timed(runs.clamp(1, 5), 1, &set, &dev, &mut naive)?;
-        let diff = out_opt
-            .iter()
-            .zip(&out_naive)
-            .map(|(a, b)| (a - b).abs() as f64)
-            .fold(0.0, f64::max);
+        let diff = worst(&out_opt, out_naive.iter().map(|&v| v as f64));
         (Some(naive_ms), diff, "naive")
     } else {
         (None, from_reference(&out_opt), "f64_reference")

@@ -134,26 +134,26 @@ mod gpu {
     /// How this build hands its shaders to the driver.
     const SHADERS: &str = if cfg!(feature = "vulkan") { "SPIR-V" } else { "WGSL" };
 
-    /// The adapter `open` took, in words.
-    static ADAPTER: OnceLock<String> = OnceLock::new();
+    /// The device `open` gave, with its adapter in words (name, driver,
+    /// kind, shaders), or why there is none: opened once per process
+    /// (burn registers a runtime once; a second registration is an error).
+    static OPENED: OnceLock<std::result::Result<(Device, String), String>> = OnceLock::new();
 
-    /// The opened adapter in words (name, driver, kind, shaders); None
-    /// before `vulkan` has opened one.
-    pub fn adapter() -> Option<String> {
-        ADAPTER.get().cloned()
-    }
-
-    /// The Vulkan device, opened once per process (burn registers a
-    /// runtime once; a second registration is an error).
+    /// The Vulkan device.
     pub fn vulkan() -> Result<Device> {
-        static OPENED: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
         OPENED
             .get_or_init(open)
             .clone()
+            .map(|(device, _)| device)
             .map_err(|m| Error::input(format!("--device vulkan: {m}")))
     }
 
-    fn open() -> std::result::Result<Device, String> {
+    /// The opened adapter in words; None before `vulkan` has opened one.
+    pub fn adapter() -> Option<String> {
+        OPENED.get()?.as_ref().ok().map(|(_, adapter)| adapter.clone())
+    }
+
+    fn open() -> std::result::Result<(Device, String), String> {
         let (device, setup) = Device::wgpu_options()
             .graphics_api(WgpuBackend::Vulkan)
             .init_with_setup()
@@ -175,11 +175,11 @@ mod gpu {
             ));
         }
         probe(&device)?;
-        let _ = ADAPTER.set(format!(
+        let adapter = format!(
             "{} ({}, {:?}, {SHADERS})",
             info.name, info.driver_info, info.device_type
-        ));
-        Ok(device)
+        );
+        Ok((device, adapter))
     }
 
     /// A first reduction and matmul: burn panics inside a first op when the
