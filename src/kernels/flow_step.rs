@@ -4,7 +4,9 @@
 //!
 //! Each flow's fate (planes z0 / zD, projection after `projection_steps`,
 //! movement spawn, the capacity with fair sharing between samples) is
-//! decided by tensor ops over all flows at once; the step then reads ONE
+//! decided over all flows at once, by the backend's kernels (`fates`:
+//! about six dispatches on burn's Cube backends) or by composed tensor ops
+//! (the reference, and the CPU's device step); the step then reads ONE
 //! small int vector (the counts the loop's stop rules need, see
 //! [`StepCounts`]) and compacts the active set by prefix sums: survivors in
 //! order, then children in parent order, exactly the order `advance` gives,
@@ -26,10 +28,12 @@
 //! step length (one definition for both paths, `flow::rules`), the
 //! collection (`flow_collect`).
 
+use super::Kernels;
+use super::fates::{self, PlanRules, SlotSizes, count};
 use super::flow_collect::DoneOnDevice;
 use super::flow_ops::scan_rows;
 use crate::device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::flow::rules::{StepRules, step_length};
 use crate::flow::store::ActiveTensors;
 use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, Tensor};
@@ -59,6 +63,23 @@ pub struct StepCounts {
     /// Sum of the steps of the survivors (children have taken none): what
     /// the final projection adds when the loop ends after this step.
     pub kept_steps: u64,
+}
+
+/// The counts of a step of `n` flows from the values read, in
+/// `fates::count`'s layout.
+fn counts_of(n: usize, v: impl Fn(usize) -> i64) -> StepCounts {
+    let kept = v(count::KEPT) as usize;
+    let (z0, zd) = (v(count::Z0) as usize, v(count::ZD) as usize);
+    StepCounts {
+        kept,
+        z0,
+        zd,
+        projected: n - kept - z0 - zd,
+        children: v(count::CHILDREN) as usize,
+        dropped: v(count::DROPPED) as usize,
+        done_steps: v(count::DONE_STEPS) as u64,
+        kept_steps: v(count::KEPT_STEPS) as u64,
+    }
 }
 
 /// The completed flows on the device, one chunk per step: energies (on the
@@ -231,6 +252,23 @@ pub struct DeviceStep<'a> {
     pub rules: &'a StepRules,
     /// 0..max(N, B, capacity) on the device.
     pub iota: Tensor<1, Int>,
+    /// Fused: the backend's kernels where it has them (`fates`), else the
+    /// composed ops, the reference.
+    pub kernels: Kernels,
+}
+
+/// The completed flows of a step: source row, key, steps, plane.
+type Completed = (Tensor<1, Int>, Tensor<1, Int>, Tensor<1, Int>, Tensor<1>);
+
+/// A step's plan [R, N], the steps after it, and its counts.
+type Planned = (Tensor<2, Int>, Tensor<1, Int>, StepCounts);
+
+/// Where each flow goes: the completed flows (source row, key, steps,
+/// plane) and the next active set (source row of the energy and hidden
+/// state, of the position in [new; old], sample, steps).
+struct Slots {
+    done: Option<Completed>,
+    next: Option<[Tensor<1, Int>; 4]>,
 }
 
 impl DeviceStep<'_> {
@@ -248,12 +286,119 @@ impl DeviceStep<'_> {
         done: &mut DoneFlows,
         gather: &impl Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<2>,
     ) -> Result<(ActiveTensors, FlowIds, StepCounts)> {
+        let n = ids.sample.dims()[0];
+        let new_pos = stepped.pos.clone().detach();
+        let len = self
+            .spawn()
+            .map(|_| step_length(old_pos.clone().detach(), new_pos.clone()));
+        let fused = match self.kernels {
+            Kernels::Fused => self.plan_fused(&new_pos, len.as_ref(), &ids)?,
+            Kernels::Composed => None,
+        };
+        let (plan, steps, counts) = match fused {
+            Some(p) => p,
+            None => self.plan_composed(&new_pos, len, &ids)?,
+        };
+        let kept = counts.kept;
+        let finished = n - kept;
+        let next = kept + counts.children;
+        // With nobody left, or nobody gone and nobody born, the stepped
+        // state is the next one as it is.
+        let same = next == 0 || (kept == n && counts.children == 0);
+        if finished > 0 || !same {
+            let sizes = SlotSizes {
+                kept,
+                finished,
+                next,
+                width: self.rules.lattice.width,
+                height: self.rules.lattice.height,
+            };
+            let slots = match self.kernels {
+                Kernels::Fused => fates::slots(plan.clone(), &new_pos, &ids.sample, &steps, sizes),
+                Kernels::Composed => None,
+            };
+            let slots = match slots {
+                Some((d, z, nx)) => Slots {
+                    done: (finished > 0).then(|| {
+                        let row = |r: usize| d.clone().slice([r..r + 1, 0..finished]).reshape([finished]);
+                        (row(0), row(1), row(2), z.slice(0..finished))
+                    }),
+                    next: (!same).then(|| [0, 1, 2, 3].map(|r| nx.clone().slice([r..r + 1, 0..next]).reshape([next]))),
+                },
+                None => self.slots_composed(plan, &new_pos, &ids.sample, &steps, sizes, !same),
+            };
+            if let Some((idx, key, steps, z)) = slots.done {
+                done.push(gather(stepped.energy.clone(), idx), key, steps, z);
+            }
+            if let Some([state, pos_idx, sample, steps]) = slots.next {
+                let pos = if counts.children > 0 {
+                    gather(Tensor::cat(vec![stepped.pos, old_pos], 0), pos_idx)
+                } else {
+                    gather(stepped.pos, state.clone())
+                };
+                let act = ActiveTensors {
+                    pos,
+                    energy: gather(stepped.energy, state.clone()),
+                    hidden: stepped.hidden.into_iter().map(|h| gather(h, state.clone())).collect(),
+                };
+                return Ok((act, FlowIds { sample, steps }, counts));
+            }
+        }
+        let ids = FlowIds {
+            sample: ids.sample,
+            steps,
+        };
+        Ok((stepped, ids, counts))
+    }
+
+    /// (threshold, max children) when spawning is on.
+    fn spawn(&self) -> Option<(f32, usize)> {
+        self.rules.spawn.filter(|s| s.1 > 0)
+    }
+
+    /// The plan [2, N] (survivors; children kept), steps after the step and
+    /// the step's counts by the backend's kernels; None without them.
+    fn plan_fused(&self, new_pos: &Tensor<2>, len: Option<&Tensor<1>>, ids: &FlowIds) -> Result<Option<Planned>> {
+        let rules = self.rules;
+        let b = rules.samples.max(1);
+        let plan_rules = PlanRules {
+            projection_steps: rules.projection_steps as u32,
+            spawn: self.spawn().map(|(t, cap)| (t, cap as u32)),
+            max_active: rules.max_active.min(i32::MAX as usize) as u32,
+            samples: b as u32,
+        };
+        // Without spawning the lengths are not read: any tensor will do.
+        let flat;
+        let len = match len {
+            Some(l) => l,
+            None => {
+                flat = new_pos.clone().reshape([3 * ids.sample.dims()[0]]);
+                &flat
+            }
+        };
+        let Some((plan, steps, all)) = fates::plan(new_pos, len, &ids.sample, &ids.steps, plan_rules) else {
+            return Ok(None);
+        };
+        // The step's one read.
+        let v = device::ints_to_vec(all.clone().slice(0..count::READ))?;
+        let n = ids.sample.dims()[0];
+        let counts = counts_of(n, |c| v[c]);
+        let plan = if v[count::OVER] != 0 {
+            fates::share(plan, &ids.sample, all, b)
+                .ok_or_else(|| Error::Internal("a backend planned the step but cannot share the capacity".into()))?
+        } else {
+            plan
+        };
+        Ok(Some((plan, steps, counts)))
+    }
+
+    /// The plan [1 or 2, N] (survivors; children kept, when any), steps
+    /// after the step and the step's counts, by composed tensor ops.
+    fn plan_composed(&self, new_pos: &Tensor<2>, len: Option<Tensor<1>>, ids: &FlowIds) -> Result<Planned> {
         let rules = self.rules;
         let n = ids.sample.dims()[0];
-        let iota = self.iota.clone().slice(0..n);
-        let new_pos = stepped.pos.clone().detach();
         // Planes and projection (z was clamped onto a plane it crossed).
-        let z = column(&new_pos, 2);
+        let z = column(new_pos, 2);
         let z0 = z.clone().lower_equal_elem(-1.0).int();
         let zd = z.greater_equal_elem(1.0).int();
         let steps = ids.steps.clone() + 1;
@@ -263,9 +408,9 @@ impl DeviceStep<'_> {
         let done_steps = (steps.clone() * (keep.clone().neg() + 1)).sum();
         let kept_steps = (steps.clone() * keep.clone()).sum();
         // Movement spawn and the capacity.
-        let kids = match rules.spawn {
-            Some((t, cap)) if cap > 0 => {
-                let k = asked(step_length(old_pos.clone().detach(), new_pos.clone()), &keep, t, cap);
+        let kids = match (self.spawn(), len) {
+            (Some((t, cap)), Some(len)) => {
+                let k = asked(len, &keep, t, cap);
                 let room = (kept.clone().neg() + rules.max_active as i64).clamp_min(0);
                 Some(share(k, &ids.sample, room, rules.samples.max(1), &self.iota))
             }
@@ -279,35 +424,40 @@ impl DeviceStep<'_> {
             }
             None => (zero(), zero()),
         };
-        // The step's one read.
+        // The step's one read, in `fates::count`'s layout.
         let v = device::ints_to_vec(Tensor::cat(
             vec![kept, z0.sum(), zd.sum(), children, dropped, done_steps, kept_steps],
             0,
         ))?;
-        let kept = v[0] as usize;
-        let counts = StepCounts {
-            kept,
-            z0: v[1] as usize,
-            zd: v[2] as usize,
-            projected: n - kept - v[1] as usize - v[2] as usize,
-            children: v[3] as usize,
-            dropped: v[4] as usize,
-            done_steps: v[5] as u64,
-            kept_steps: v[6] as u64,
-        };
-        let kc = kids.map(|k| k.0).filter(|_| counts.children > 0);
+        let counts = counts_of(n, |c| v[c]);
+        let mut rows = vec![keep.unsqueeze_dim::<2>(0)];
+        if counts.children > 0 {
+            rows.extend(kids.map(|k| k.0.unsqueeze_dim::<2>(0)));
+        }
+        Ok((Tensor::cat(rows, 0), steps, counts))
+    }
 
-        // Output slots by prefix sums; one scatter builds each index (a
-        // flow that has no slot in it writes 0 into a spare last one).
-        let mut rows = vec![keep.clone().unsqueeze_dim::<2>(0)];
-        rows.extend(kc.clone().map(|k| k.unsqueeze_dim::<2>(0)));
-        let scan = scan_rows(Tensor::cat(rows, 0));
+    /// [`Slots`] by composed tensor ops: output slots by prefix sums of
+    /// the plan, one scatter building each index (a flow that has no slot
+    /// in it writes 0 into a spare last one).
+    fn slots_composed(
+        &self,
+        plan: Tensor<2, Int>,
+        new_pos: &Tensor<2>,
+        sample: &Tensor<1, Int>,
+        steps: &Tensor<1, Int>,
+        sizes: SlotSizes,
+        with_next: bool,
+    ) -> Slots {
+        let [r, n] = plan.dims();
+        let iota = self.iota.clone().slice(0..n);
+        let scan = scan_rows(plan.clone());
+        let keep = plan.clone().slice([0..1, 0..n]).reshape([n]);
         let keep_scan = scan.clone().slice([0..1, 0..n]).reshape([n]);
-        let gone = keep.clone().equal_elem(0);
+        let gone = keep.equal_elem(0);
         let dev = iota.device();
-
-        let finished = n - kept;
-        if finished > 0 {
+        let (kept, finished, next) = (sizes.kept, sizes.finished, sizes.next);
+        let done = (finished > 0).then(|| {
             // Completed flow i goes to slot i - (survivors before it).
             let stays = gone.clone().bool_not();
             let slot = (iota.clone() - keep_scan.clone()).mask_fill(stays.clone(), finished as i64);
@@ -315,64 +465,39 @@ impl DeviceStep<'_> {
                 .scatter(0, slot, iota.clone().mask_fill(stays, 0), IndexingUpdateOp::Add)
                 .slice(0..finished);
             let pos = new_pos.clone().select(0, idx.clone());
-            let key = ids.sample.clone().select(0, idx.clone()) * rules.lattice.cells() as i64
-                + cells(pos.clone(), rules.lattice.width, rules.lattice.height);
-            done.push(
-                gather(stepped.energy.clone(), idx.clone()),
-                key,
-                steps.clone().select(0, idx),
-                plane(column(&pos, 2)),
-            );
-        }
-
-        // With nobody left, or nobody gone and nobody born, the stepped
-        // state is the next one as it is.
-        let next = kept + counts.children;
-        if next == 0 || (kept == n && kc.is_none()) {
-            return Ok((
-                stepped,
-                FlowIds {
-                    sample: ids.sample,
-                    steps,
-                },
-                counts,
-            ));
-        }
-        let spare = next as i64;
-        let mut slots = vec![(keep_scan - 1).mask_fill(gone.clone(), spare)];
-        let mut values = vec![iota.clone().mask_fill(gone, 0)];
-        if let Some(kc) = &kc {
-            let kc_scan = scan.slice([1..2, 0..n]).reshape([n]);
-            // Child j of flow i: after the survivors and the earlier children.
-            let first = kc_scan - kc.clone() + kept as i64;
-            let cap = self.rules.spawn.map_or(0, |s| s.1);
-            for j in 0..cap {
-                let none = kc.clone().lower_equal_elem(j as i64);
-                slots.push((first.clone() + j as i64).mask_fill(none.clone(), spare));
-                values.push(iota.clone().mask_fill(none, 0));
+            let key = sample.clone().select(0, idx.clone()) * (sizes.width * sizes.height) as i64
+                + cells(pos.clone(), sizes.width, sizes.height);
+            (idx.clone(), key, steps.clone().select(0, idx), plane(column(&pos, 2)))
+        });
+        let next = with_next.then(|| {
+            let spare = next as i64;
+            let mut slots = vec![(keep_scan - 1).mask_fill(gone.clone(), spare)];
+            let mut values = vec![iota.clone().mask_fill(gone, 0)];
+            if r > 1 {
+                let kc = plan.slice([1..2, 0..n]).reshape([n]);
+                let kc_scan = scan.slice([1..2, 0..n]).reshape([n]);
+                // Child j of flow i: after the survivors and the earlier children.
+                let first = kc_scan - kc.clone() + kept as i64;
+                let cap = self.spawn().map_or(0, |s| s.1);
+                for j in 0..cap {
+                    let none = kc.clone().lower_equal_elem(j as i64);
+                    slots.push((first.clone() + j as i64).mask_fill(none.clone(), spare));
+                    values.push(iota.clone().mask_fill(none, 0));
+                }
             }
-        }
-        let state = Tensor::<1, Int>::zeros([next + 1], &dev)
-            .scatter(0, Tensor::cat(slots, 0), Tensor::cat(values, 0), IndexingUpdateOp::Add)
-            .slice(0..next);
-        let child = self.iota.clone().slice(0..next).greater_equal_elem(kept as i64);
-        let pos = if kc.is_some() {
-            // Children take the parent's position before the step: rows n.. of the pair.
+            let state = Tensor::<1, Int>::zeros([next + 1], &dev)
+                .scatter(0, Tensor::cat(slots, 0), Tensor::cat(values, 0), IndexingUpdateOp::Add)
+                .slice(0..next);
+            let child = self.iota.clone().slice(0..next).greater_equal_elem(kept as i64);
             let pos_idx = state.clone() + child.clone().int() * n as i64;
-            gather(Tensor::cat(vec![stepped.pos, old_pos], 0), pos_idx)
-        } else {
-            gather(stepped.pos, state.clone())
-        };
-        let act = ActiveTensors {
-            pos,
-            energy: gather(stepped.energy, state.clone()),
-            hidden: stepped.hidden.into_iter().map(|h| gather(h, state.clone())).collect(),
-        };
-        let ids = FlowIds {
-            sample: ids.sample.select(0, state.clone()),
-            steps: steps.select(0, state).mask_fill(child, 0),
-        };
-        Ok((act, ids, counts))
+            [
+                state.clone(),
+                pos_idx,
+                sample.clone().select(0, state.clone()),
+                steps.clone().select(0, state).mask_fill(child, 0),
+            ]
+        });
+        Slots { done, next }
     }
 
     /// MODEL.md s.4.3 on the device: every flow still active completes on

@@ -20,9 +20,12 @@
 //!   bookkeeping on the device (fates, capacity, compaction by prefix
 //!   sums, the exploration noise) and the collection's segment softmax,
 //!   the device twins of `flow::rules`, `flow::store` and `flow::collect`;
+//!   `fates`: the step's bookkeeping as a few kernels (`FateOps`), for
+//!   backends that have them;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather, AdamW, the
-//!   exploration noise and the device step's prefix sums as CubeCL kernels
+//!   exploration noise, the device step's prefix sums and bookkeeping
+//!   (`fates_cube`) and the segment softmax as CubeCL kernels
 //!   for burn's Cube backend (Vulkan, wgpu), with `cube` for what they
 //!   share. The matrix product keeps burn's own GPU GEMM.
 
@@ -31,6 +34,9 @@ mod adamw;
 mod adamw_cube;
 #[cfg(gpu)]
 mod cube;
+pub mod fates;
+#[cfg(gpu)]
+mod fates_cube;
 pub mod flow_collect;
 pub mod flow_ops;
 pub mod flow_step;

@@ -217,7 +217,8 @@ impl EnergyFlowModel {
             });
         }
         let layers = self.carrier.layers.len();
-        let (mut books, act, mut stats) = Books::start(cfg, ws, energies, layers, self.carrier.hidden_dim())?;
+        let (mut books, act, mut stats) =
+            Books::start(cfg, ws, energies, layers, self.carrier.hidden_dim(), self.kernels)?;
         let t1 = Instant::now();
 
         // 2. Propagate.

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::flow::rules::step_length;
 use crate::flow::{ActiveTensors, FlowStats, StepPath, StepRules, advance};
 use crate::geometry::nearer_plane;
-use crate::kernels::flow_collect::collect_on_device;
+use crate::kernels::Kernels;
+use crate::kernels::flow_collect::{collect_on_device, collect_on_device_composed};
 use crate::kernels::flow_step::{DeviceStep, DoneFlows, FlowIds};
 use burn::tensor::{Int, Tensor};
 
@@ -27,6 +28,8 @@ pub(super) struct Books<'w> {
     rules: StepRules,
     ws: &'w mut Workspace,
     path: Path,
+    /// The device step's kernels or the composed ops.
+    kernels: Kernels,
 }
 
 enum Path {
@@ -59,6 +62,7 @@ impl<'w> Books<'w> {
         energies: Tensor<2>,
         layers: usize,
         hidden: usize,
+        kernels: Kernels,
     ) -> Result<(Self, ActiveTensors, FlowStats)> {
         let [b, s] = energies.dims();
         let lattice = cfg.lattice;
@@ -123,7 +127,16 @@ impl<'w> Books<'w> {
                 }))
             }
         };
-        Ok((Books { rules, ws, path }, act, stats))
+        Ok((
+            Books {
+                rules,
+                ws,
+                path,
+                kernels,
+            },
+            act,
+            stats,
+        ))
     }
 
     /// Flows active now.
@@ -170,6 +183,7 @@ impl<'w> Books<'w> {
                 let step = DeviceStep {
                     rules: &self.rules,
                     iota: d.iota.clone(),
+                    kernels: self.kernels,
                 };
                 let ids = d.ids.clone();
                 let (act, ids, c) = step.step(old_pos, stepped, ids, &mut d.done, gather)?;
@@ -220,6 +234,7 @@ impl<'w> Books<'w> {
                     let step = DeviceStep {
                         rules: &self.rules,
                         iota: d.iota.clone(),
+                        kernels: self.kernels,
                     };
                     step.finish(act, d.ids.clone(), &mut d.done);
                     d.done_steps += d.active_steps;
@@ -244,7 +259,11 @@ impl<'w> Books<'w> {
                 Ok(flat)
             }
             Path::Device(d) => {
-                let (flat, groups) = collect_on_device(d.done.take().ok_or_else(none)?, n_keys);
+                let done = d.done.take().ok_or_else(none)?;
+                let (flat, groups) = match self.kernels {
+                    Kernels::Fused => collect_on_device(done, n_keys),
+                    Kernels::Composed => collect_on_device_composed(done, n_keys),
+                };
                 // The forward's last read.
                 stats.cells_covered = device::ints_to_vec(groups)?[0] as usize;
                 Ok(flat)

@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 #[cfg(gpu)]
 pub mod gpu;
+pub mod step_case;
 
 /// A model small enough for a training step in milliseconds (for `--config`).
 pub const TINY: &str = "preset = \"debug\"\n[model]\nlattice_width = 5\nlattice_height = 4\nmapper_hidden = 32\n\

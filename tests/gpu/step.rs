@@ -1,17 +1,69 @@
 //! The device-resident propagation step (`runtime.step = "device"`, the
 //! default on a GPU) on the GPU backend: the same flows, counters, surface
 //! and loss as the host step, on the GPU and against the CPU; at most one
-//! small read per propagation step; our kernels in a training step.
+//! small read per propagation step; our kernels in a training step; one
+//! step by the bookkeeping kernels (`kernels::fates`) on random flows and
+//! at the capacity.
 
 use crate::common::busy_config;
 use crate::common::gpu::{gpu, host, launches, max_diff};
+use crate::common::step_case::{Case, both_paths_agree, case};
 use burn::tensor::{Device, Tensor};
 use energyflow::config::RuntimeConfig;
 use energyflow::device::{self, transfers};
-use energyflow::flow::{FlowStats, StepPath};
+use energyflow::flow::{FlowStats, StepPath, StepRules};
+use energyflow::geometry::Lattice;
 use energyflow::kernels::Kernels;
 use energyflow::model::{EnergyFlowModel, ForwardOptions, ForwardSettings, Workspace};
 use energyflow::train::{PairData, Trainer};
+use proptest::prelude::*;
+
+proptest! {
+    // Hundreds of flows: several cubes of the plan kernel's reduction.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn one_step_by_the_gpus_kernels_equals_the_host_step(c in case(700, 6)) {
+        both_paths_agree(&c, &gpu(), Kernels::Fused)?;
+    }
+}
+
+/// 600 flows of 3 samples, most asking for children, at capacities from
+/// the flows alone (every child dropped) to room for all; the composed
+/// ops on the GPU too.
+#[test]
+fn the_gpus_kernels_share_the_capacity_as_the_host_step() {
+    let n = 600;
+    let old: Vec<f32> = (0..3 * n).map(|i| ((i as f32) * 0.37).sin() * 0.6).collect();
+    let delta: Vec<f32> = (0..3 * n).map(|i| ((i as f32) * 0.71).cos() * 0.3).collect();
+    let case = |max_active: usize| Case {
+        rules: StepRules {
+            lattice: Lattice::new(7, 5, 6),
+            samples: 3,
+            projection_steps: 5,
+            reflection: true,
+            spawn: Some((0.1, 3)),
+            max_active,
+        },
+        raw: old.iter().zip(&delta).map(|(o, d)| o + d).collect(),
+        old: old.clone(),
+        sample: (0..n as u32).map(|i| (i * 7 + i / 5) % 3).collect(),
+        steps: (0..n as u32).map(|i| i % 5).collect(),
+    };
+    let mut dropped = vec![];
+    for room in [0, 1, 2, 50, 333, 700, 5000] {
+        let c = case(n + room);
+        let (r, names) = launches(|| both_paths_agree(&c, &gpu(), Kernels::Fused));
+        let counts = r.unwrap_or_else(|e| panic!("room {room}: {e}"));
+        dropped.push(counts.dropped);
+        for kernel in ["plan_kernel", "fair_kernel", "slots_kernel"] {
+            assert!(names.iter().any(|k| k.contains(kernel)), "room {room}: no {kernel}");
+        }
+        let shared = names.iter().any(|k| k.contains("keep_kernel"));
+        assert_eq!(shared, counts.dropped > 0, "room {room}: the fair share ran or not");
+        both_paths_agree(&c, &gpu(), Kernels::Composed).unwrap_or_else(|e| panic!("composed, room {room}: {e}"));
+    }
+    assert!(dropped[0] > 0 && dropped[6] == 0, "dropped per room: {dropped:?}");
+}
 
 fn input(b: usize, e: usize, dev: &Device) -> Tensor<2> {
     device::matrix((0..b * e).map(|i| (i as f32 * 0.173).sin() * 0.5).collect(), b, e, dev)
