@@ -21,8 +21,9 @@
 
 // `#[cube]` bodies have no iterators: their loops index.
 #![allow(clippy::needless_range_loop)]
-use super::cube::{elementwise, empty, f32_rows};
+use super::cube::{elementwise, empty, f32_rows, len};
 use super::fates::{FateOps, PlanRules, SlotSizes, count};
+use super::rows_cube::index;
 use super::scan_cube::scan_rows;
 use burn::backend::{Cube, DType, TensorMetadata};
 use burn_cubecl::cubecl;
@@ -287,8 +288,10 @@ fn slots_kernel(
 
 /// `t` contiguous if it is a 1-D i32 tensor of `n` elements.
 fn ids(t: &CubeTensor, n: usize) -> Option<CubeTensor> {
-    let s = t.shape();
-    (s.len() == 1 && s[0] == n && t.dtype == DType::I32).then(|| into_contiguous(t.clone()))
+    if t.dtype != DType::I32 || len(t) != n {
+        return None;
+    }
+    index(t)
 }
 
 /// `t` if it is an i32 plan [2, n] (ours, contiguous).

@@ -67,18 +67,18 @@ pub struct StepCounts {
 
 /// The counts of a step of `n` flows from the values read, in
 /// `fates::count`'s layout.
-fn counts_of(n: usize, v: impl Fn(usize) -> i64) -> StepCounts {
-    let kept = v(count::KEPT) as usize;
-    let (z0, zd) = (v(count::Z0) as usize, v(count::ZD) as usize);
+fn counts_of(n: usize, v: &[i64]) -> StepCounts {
+    let kept = v[count::KEPT] as usize;
+    let (z0, zd) = (v[count::Z0] as usize, v[count::ZD] as usize);
     StepCounts {
         kept,
         z0,
         zd,
         projected: n - kept - z0 - zd,
-        children: v(count::CHILDREN) as usize,
-        dropped: v(count::DROPPED) as usize,
-        done_steps: v(count::DONE_STEPS) as u64,
-        kept_steps: v(count::KEPT_STEPS) as u64,
+        children: v[count::CHILDREN] as usize,
+        dropped: v[count::DROPPED] as usize,
+        done_steps: v[count::DONE_STEPS] as u64,
+        kept_steps: v[count::KEPT_STEPS] as u64,
     }
 }
 
@@ -382,7 +382,7 @@ impl DeviceStep<'_> {
         // The step's one read.
         let v = device::ints_to_vec(all.clone().slice(0..count::READ))?;
         let n = ids.sample.dims()[0];
-        let counts = counts_of(n, |c| v[c]);
+        let counts = counts_of(n, &v);
         let plan = if v[count::OVER] != 0 {
             fates::share(plan, &ids.sample, all, b)
                 .ok_or_else(|| Error::Internal("a backend planned the step but cannot share the capacity".into()))?
@@ -429,7 +429,7 @@ impl DeviceStep<'_> {
             vec![kept, z0.sum(), zd.sum(), children, dropped, done_steps, kept_steps],
             0,
         ))?;
-        let counts = counts_of(n, |c| v[c]);
+        let counts = counts_of(n, &v);
         let mut rows = vec![keep.unsqueeze_dim::<2>(0)];
         if counts.children > 0 {
             rows.extend(kids.map(|k| k.0.unsqueeze_dim::<2>(0)));
