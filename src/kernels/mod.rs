@@ -22,9 +22,11 @@
 //!   the device twins of `flow::rules`, `flow::store` and `flow::collect`;
 //!   `fates`: the step's bookkeeping as a few kernels (`FateOps`), for
 //!   backends that have them;
+//! - `norm`: LayerNorm as one autodiff node (`NormOps`), its loops in
+//!   `norm_cpu`;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
-//! - `*_cube` (GPU builds): the GRU cell, GELU, the row gather, AdamW, the
-//!   exploration noise, the device step's prefix sums and bookkeeping
+//! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the row gather,
+//!   AdamW, the exploration noise, the device step's prefix sums and bookkeeping
 //!   (`fates_cube`) and the segment softmax as CubeCL kernels
 //!   for burn's Cube backend (Vulkan, wgpu), with `cube` for what they
 //!   share. The matrix product keeps burn's own GPU GEMM.
@@ -53,6 +55,10 @@ pub mod math;
 mod matmul;
 #[cfg(gpu)]
 mod noise_cube;
+pub mod norm;
+pub mod norm_cpu;
+#[cfg(gpu)]
+mod norm_cube;
 mod rows;
 #[cfg(gpu)]
 mod rows_cube;
@@ -71,7 +77,7 @@ pub use rows::{RowOps, gather_rows, scatter_rows};
 
 use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -121,6 +127,15 @@ impl Kernels {
         match &layer.bias {
             Some(b) => y + b.val().unsqueeze(),
             None => y,
+        }
+    }
+
+    /// `norm` applied to x [N, D]: one LayerNorm node (`norm.rs`), or
+    /// burn's `LayerNorm::forward`.
+    pub fn layer_norm(self, norm: &LayerNorm, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Kernels::Fused => norm::layer_norm(norm, x),
+            Kernels::Composed => norm.forward(x),
         }
     }
 

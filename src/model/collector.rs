@@ -55,9 +55,9 @@ impl OutputCollector {
         let k = self.kernels;
         let [h, w] = self.position_weights.dims();
         let x = surface.clone() * self.position_weights.val().reshape([1, h * w]);
-        let x = normed(&self.ln1, k.gelu(k.linear(&self.fc1, x)));
+        let x = normed(k, &self.ln1, k.gelu(k.linear(&self.fc1, x)));
         let x = dropout(x, 0.05, masks.as_deref_mut());
-        let x = normed(&self.ln2, k.gelu(k.linear(&self.fc2, x)));
+        let x = normed(k, &self.ln2, k.gelu(k.linear(&self.fc2, x)));
         let x = dropout(x, 0.1, masks);
         let y = k.linear(&self.fc3, x);
         match &self.linear {

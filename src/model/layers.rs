@@ -10,8 +10,10 @@
 //! for He, Xavier and orthogonal inits with zero biases, which
 //! `LinearConfig` cannot express (it uses one initialiser for both).
 
+use crate::kernels::Kernels;
+use crate::kernels::norm::norm_module;
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -193,13 +195,13 @@ pub fn dropout<const D: usize>(x: Tensor<D>, p: f64, masks: Option<&mut DropoutM
 
 /// A LayerNorm of width `d` when `on` (`model.mapper_collector_layer_norm`).
 pub fn optional_norm(on: bool, d: usize, device: &Device) -> Option<LayerNorm> {
-    on.then(|| LayerNormConfig::new(d).init(device))
+    on.then(|| norm_module(d, device))
 }
 
-/// `x` through `norm` when there is one.
-pub fn normed<const D: usize>(norm: &Option<LayerNorm>, x: Tensor<D>) -> Tensor<D> {
+/// `x` through `norm` on `kernels` when there is one.
+pub fn normed(kernels: Kernels, norm: &Option<LayerNorm>, x: Tensor<2>) -> Tensor<2> {
     match norm {
-        Some(n) => n.forward(x),
+        Some(n) => kernels.layer_norm(n, x),
         None => x,
     }
 }

@@ -65,9 +65,9 @@ impl InputMapper {
     /// `masks`: Some in training (dropout on), None in inference.
     pub fn forward(&self, input: Tensor<2>, mut masks: Option<&mut DropoutMasks>) -> Tensor<2> {
         let k = self.kernels;
-        let x = normed(&self.ln1, k.gelu(k.linear(&self.fc1, input.clone())));
+        let x = normed(k, &self.ln1, k.gelu(k.linear(&self.fc1, input.clone())));
         let x = dropout(x, 0.1, masks.as_deref_mut());
-        let x = normed(&self.ln2, k.gelu(k.linear(&self.fc2, x)));
+        let x = normed(k, &self.ln2, k.gelu(k.linear(&self.fc2, x)));
         let x = dropout(x, 0.05, masks);
         let y = k.linear(&self.fc3, x).tanh();
         let y = y * self.scale.val().unsqueeze::<2>() + self.bias.val().unsqueeze::<2>();

@@ -8,8 +8,9 @@
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use crate::kernels::Kernels;
+use crate::kernels::norm::norm_module;
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor};
 
 /// Per-flow feature extractor shared by all flows.
@@ -35,9 +36,9 @@ impl SimpleNeuron {
         SimpleNeuron {
             pos: init.linear(3, 3, WeightInit::He),
             fc1: init.linear(4, h, WeightInit::He),
-            ln1: LayerNormConfig::new(h).init(device),
+            ln1: norm_module(h, device),
             fc2: init.linear(h, h, WeightInit::He),
-            ln2: LayerNormConfig::new(h).init(device),
+            ln2: norm_module(h, device),
             fc3: init.linear(h, cfg.neuron_output_dim, WeightInit::He),
             kernels,
         }
@@ -48,8 +49,8 @@ impl SimpleNeuron {
         let k = self.kernels;
         let p = k.linear(&self.pos, pos);
         let x = Tensor::cat(vec![p, energy], 1);
-        let x = k.gelu(self.ln1.forward(k.linear(&self.fc1, x)));
-        let x = k.gelu(self.ln2.forward(k.linear(&self.fc2, x)));
+        let x = k.gelu(k.layer_norm(&self.ln1, k.linear(&self.fc1, x)));
+        let x = k.gelu(k.layer_norm(&self.ln2, k.linear(&self.fc2, x)));
         k.linear(&self.fc3, x)
     }
 }

@@ -17,11 +17,11 @@ use energyflow::kernels::{AdamStep, Kernels, adamw_step, gather_rows, gru_cell, 
 use energyflow::train::adamw::FusedAdamW;
 
 /// Names of `names` that contain `part`.
-fn count(names: &[&str], part: &str) -> usize {
+pub(crate) fn count(names: &[&str], part: &str) -> usize {
     names.iter().filter(|n| n.contains(part)).count()
 }
 
-fn matrix(rows: usize, cols: usize, seed: f32, scale: f32, dev: &Device) -> Tensor<2> {
+pub(crate) fn matrix(rows: usize, cols: usize, seed: f32, scale: f32, dev: &Device) -> Tensor<2> {
     let v = values(rows * cols, seed).into_iter().map(|x| x * scale).collect();
     device::matrix(v, rows, cols, dev)
 }
@@ -139,7 +139,7 @@ fn gru_gradients_equal_composed_and_the_cpu_within_1e4() {
 
 /// Central differences of `loss` in each coordinate of `base` against the
 /// analytic gradient `grad`.
-fn check_finite_differences(base: &[Vec<f32>], grad: &[Vec<f32>], loss: impl Fn(&[Vec<f32>]) -> f64) {
+pub(crate) fn check_finite_differences(base: &[Vec<f32>], grad: &[Vec<f32>], loss: impl Fn(&[Vec<f32>]) -> f64) {
     let eps = 1e-2f32;
     for (k, g) in grad.iter().enumerate() {
         for i in 0..base[k].len() {
@@ -156,7 +156,7 @@ fn check_finite_differences(base: &[Vec<f32>], grad: &[Vec<f32>], loss: impl Fn(
     }
 }
 
-fn weighted_sum(out: Vec<f32>, w: &[f32]) -> f64 {
+pub(crate) fn weighted_sum(out: Vec<f32>, w: &[f32]) -> f64 {
     out.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
