@@ -24,12 +24,14 @@
 //!   backends that have them;
 //! - `norm`: LayerNorm as one autodiff node (`NormOps`), its loops in
 //!   `norm_cpu`;
+//! - `walls`: the wall rule as one autodiff node (`WallOps`), for
+//!   backends that have it as a kernel;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the row gather,
-//!   AdamW, the exploration noise, the device step's prefix sums and bookkeeping
-//!   (`fates_cube`) and the segment softmax as CubeCL kernels
-//!   for burn's Cube backend (Vulkan, wgpu), with `cube` for what they
-//!   share. The matrix product keeps burn's own GPU GEMM.
+//!   AdamW, the exploration noise, the wall rule, the device step's prefix
+//!   sums and bookkeeping (`fates_cube`) and the segment softmax as CubeCL
+//!   kernels for burn's Cube backend (Vulkan, wgpu), with `cube` for what
+//!   they share. The matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
 #[cfg(gpu)]
@@ -68,6 +70,9 @@ pub mod segment;
 #[cfg(gpu)]
 mod segment_cube;
 mod uninit;
+pub mod walls;
+#[cfg(gpu)]
+mod walls_cube;
 
 pub use adamw::{AdamOps, AdamStep, adamw_step};
 pub use gelu::GeluOps;

@@ -5,9 +5,10 @@
 //! 2. propagate: each step runs the shared network (neuron, carrier) once
 //!    over ALL active flows as one batch, adds the exploration noise
 //!    (`kernels::flow_noise`, drawn on the device), applies the wall rule
-//!    (`flow::rules::wall`), then lets the bookkeeping (`step.rs`) decide
-//!    every flow's fate and compact the active set with one gather per
-//!    tensor; the step's one read back is the bookkeeping's;
+//!    (`flow::rules::wall`, a kernel where the backend has one), then
+//!    lets the bookkeeping (`step.rs`) decide every flow's fate and
+//!    compact the active set with one gather per tensor; the step's one
+//!    read back is the bookkeeping's;
 //! 3. project every flow still active onto its nearer plane;
 //! 4. collect the completed flows into a surface;
 //! 5. read the surface out into an embedding.
@@ -22,11 +23,11 @@ use super::lesion::{self, Lesion};
 use super::step::Books;
 use crate::config::{EnergyConfig, FlowConfig, RuntimeConfig};
 use crate::error::{Error, Result};
-use crate::flow::rules::wall;
 use crate::flow::{ActiveTensors, Aggregator, FlowStats, FlowStore, FlowTrace, LoopStop, StepPath};
 use crate::geometry::Lattice;
 use crate::kernels::flow_ops::{NoiseSpec, flow_noise};
 use crate::kernels::flow_step::Iota;
+use crate::kernels::walls;
 use crate::seeds::{mix, stream};
 use burn::tensor::{Device, Tensor};
 use std::time::{Duration, Instant};
@@ -295,7 +296,7 @@ impl EnergyFlowModel {
             }
             // c-f. Walls, then planes, projection, spawn and compaction.
             let stepped = ActiveTensors {
-                pos: wall(raw, flow.reflection),
+                pos: walls::wall(raw, flow.reflection, kernels),
                 energy: out.energy,
                 hidden: out.hidden,
             };
