@@ -92,13 +92,22 @@ fn prepare(mut model: EnergyFlowModel, cfg: &EnergyConfig) -> EnergyFlowModel {
     model
 }
 
+/// The model of `Trainer::model`, which is always there outside the
+/// optimizer's update.
+fn held(model: &Option<EnergyFlowModel>) -> &EnergyFlowModel {
+    model.as_ref().expect("the model is held between steps")
+}
+
 /// A model in training with everything needed to continue it.
 pub struct Trainer {
     /// The run's plan: config, execution settings, split, epochs, horizon.
     pub plan: RunPlan,
     /// The forward's settings, prepared once from the plan.
     settings: ForwardSettings,
-    model: EnergyFlowModel,
+    /// The model being trained; None only while the optimizer's update
+    /// holds it by value, so that every parameter has one owner there and
+    /// the GPU's AdamW writes it in place instead of copying it first.
+    model: Option<EnergyFlowModel>,
     optim: ModuleOptimizer,
     pub state: TrainState,
     ws: Workspace,
@@ -132,7 +141,7 @@ impl Trainer {
         Ok(Trainer {
             optim: optimizer(cfg, plan.runtime.kernels),
             settings,
-            model,
+            model: Some(model),
             state: TrainState {
                 seed: plan.seed,
                 step: 0,
@@ -195,7 +204,7 @@ impl Trainer {
         Ok(Trainer {
             plan,
             settings,
-            model,
+            model: Some(model),
             optim,
             state,
             ws: Workspace::default(),
@@ -211,7 +220,7 @@ impl Trainer {
 
     /// The model being trained (on the autodiff device).
     pub fn model(&self) -> &EnergyFlowModel {
-        &self.model
+        held(&self.model)
     }
 
     /// True when the current epoch's batches are all used.
@@ -276,8 +285,9 @@ impl Trainer {
                 lesion: None,
             };
             let pass = self.settings.for_pass(b, cfg.train.batch_size);
-            let out = self.model.forward(x, &pass, &mut self.ws, &opts)?;
-            let parts = loss::objective(cfg, &self.model.input_mapper, out.output, out.surface, y);
+            let model = held(&self.model);
+            let out = model.forward(x, &pass, &mut self.ws, &opts)?;
+            let parts = loss::objective(cfg, &model.input_mapper, out.output, out.surface, y);
             let share = b as f64 / rows as f64;
             rec.end_of_batch_ms += out.timings.end_of_batch.as_secs_f64() * 1e3;
             rec.collect_ms += out.timings.collect.as_secs_f64() * 1e3;
@@ -294,8 +304,8 @@ impl Trainer {
                 share,
             ));
             let g = (parts.loss * share).backward();
-            let g = GradientsParams::from_grads(g, &self.model);
-            acc.accumulate(&self.model, g);
+            let g = GradientsParams::from_grads(g, model);
+            acc.accumulate(model, g);
             rec.backward_ms += t1.elapsed().as_secs_f64() * 1e3;
         }
         let (parts, shares): (Vec<_>, Vec<f64>) = losses.into_iter().unzip();
@@ -306,8 +316,8 @@ impl Trainer {
         }
         let t_opt = Instant::now();
         let mut g = acc.grads();
-        let (norm, [mapper, neuron, carrier, collector]) = grads::module_norms(&self.model, &g)?;
-        grads::clip_global(&self.model, &mut g, norm, self.plan.config.train.grad_clip);
+        let (norm, [mapper, neuron, carrier, collector]) = grads::module_norms(self.model(), &g)?;
+        grads::clip_global(self.model(), &mut g, norm, self.plan.config.train.grad_clip);
         rec.grad_norm = norm;
         rec.grad_norm_mapper = mapper;
         rec.grad_norm_neuron = neuron;
@@ -317,7 +327,8 @@ impl Trainer {
         if rec.skipped {
             self.state.skipped += 1;
         } else {
-            self.model = self.optim.step(lr, self.model.clone(), g);
+            let model = self.model.take().expect("the model is held between steps");
+            self.model = Some(self.optim.step(lr, model, g));
             self.state.epoch_loss_sum += rec.loss;
             self.state.epoch_loss_count += 1;
         }
@@ -347,7 +358,7 @@ impl Trainer {
     /// Metrics on the held-out split (inference mode).
     pub fn validate(&self, data: &PairData) -> Result<ModelMetrics> {
         let p = &self.plan;
-        eval::evaluate(&self.model.valid(), &p.config, &self.settings, data, &p.split.val)
+        eval::evaluate(&self.model().valid(), &p.config, &self.settings, data, &p.split.val)
     }
 
     /// Writes a checkpoint of the current state into `dir`.
@@ -365,6 +376,6 @@ impl Trainer {
             data: Some(self.plan.data.clone()),
             runtime: Some(self.plan.runtime.clone()),
         };
-        checkpoint::save(dir, &self.model, Some(&optim), meta)
+        checkpoint::save(dir, self.model(), Some(&optim), meta)
     }
 }

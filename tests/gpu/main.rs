@@ -88,6 +88,23 @@ fn three_training_steps_on_the_gpu_follow_the_cpu() {
     }
 }
 
+/// The trainer hands the model to the optimizer by value, so that each
+/// parameter has one owner and AdamW updates it where it lies: a training
+/// step launches AdamW kernels and copies no tensor first.
+#[test]
+fn the_optimizer_updates_every_parameter_in_place() {
+    let cfg = tiny_config(6);
+    let data = PairData::synthetic_rotation(24, 6, 4);
+    let mut t = Trainer::new(cfg, &RuntimeConfig::default(), &data, 3, &gpu()).unwrap();
+    t.train_step(&data).unwrap();
+    let (rec, names) = launches(|| t.train_step(&data).unwrap());
+    assert!(!rec.skipped);
+    let adamw = names.iter().filter(|n| n.contains("adamw_kernel")).count();
+    assert!(adamw > 0, "{names:?}");
+    let copies: Vec<_> = names.iter().filter(|n| n.contains("::copy::")).collect();
+    assert!(copies.is_empty(), "{} AdamW updates, copies {copies:?}", adamw);
+}
+
 #[test]
 fn collection_on_the_gpu_equals_the_naive_oracle() {
     // 4 samples x 5 cells, 50 flows of mixed samples, cells, steps and
