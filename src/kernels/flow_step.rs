@@ -331,16 +331,23 @@ impl DeviceStep<'_> {
                 done.push(gather(stepped.energy.clone(), idx), key, steps, z);
             }
             if let Some([state, pos_idx, sample, steps]) = slots.next {
+                // The energy, the hidden states and (without children) the
+                // positions are gathered by one index: their backwards
+                // share its inverse.
+                let layers = stepped.hidden.len();
+                let mut rows = vec![stepped.energy];
+                rows.extend(stepped.hidden);
                 let pos = if counts.children > 0 {
-                    gather(Tensor::cat(vec![stepped.pos, old_pos], 0), pos_idx)
+                    Some(gather(Tensor::cat(vec![stepped.pos, old_pos], 0), pos_idx))
                 } else {
-                    gather(stepped.pos, state.clone())
+                    rows.push(stepped.pos);
+                    None
                 };
-                let act = ActiveTensors {
-                    pos,
-                    energy: gather(stepped.energy, state.clone()),
-                    hidden: stepped.hidden.into_iter().map(|h| gather(h, state.clone())).collect(),
-                };
+                let mut rows = self.kernels.gather_rows_each(rows, state).into_iter();
+                let energy = rows.next().expect("the energy was gathered");
+                let hidden: Vec<_> = rows.by_ref().take(layers).collect();
+                let pos = pos.or_else(|| rows.next()).expect("the positions were gathered");
+                let act = ActiveTensors { pos, energy, hidden };
                 return Ok((act, FlowIds { sample, steps }, counts));
             }
         }

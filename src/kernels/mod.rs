@@ -78,7 +78,7 @@ pub use adamw::{AdamOps, AdamStep, adamw_step};
 pub use gelu::GeluOps;
 pub use gru::{GruOps, gru_cell, gru_cell_composed};
 pub use matmul::{MatmulOps, matmul};
-pub use rows::{RowOps, gather_rows, scatter_rows};
+pub use rows::{RowOps, gather_rows, gather_rows_each, scatter_rows};
 
 use burn::backend::DType;
 use burn::backend::flex::FlexTensor;
@@ -141,6 +141,16 @@ impl Kernels {
         match self {
             Kernels::Fused => norm::layer_norm(norm, x),
             Kernels::Composed => norm.forward(x),
+        }
+    }
+
+    /// Rows `idx` of each of `ts` (one row count): our row gathers, whose
+    /// backwards share the index's inverse where the backend builds it, or
+    /// burn's `select` of each.
+    pub fn gather_rows_each(self, ts: Vec<Tensor<2>>, idx: Tensor<1, Int>) -> Vec<Tensor<2>> {
+        match self {
+            Kernels::Fused => gather_rows_each(ts, idx),
+            Kernels::Composed => ts.into_iter().map(|t| t.select(0, idx.clone())).collect(),
         }
     }
 

@@ -60,6 +60,42 @@ pub trait RowOps: Backend {
     fn scatter_rows(t: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
         Self::gather_rows_backward(t, idx, rows)
     }
+
+    /// The inverse of `idx` over the rows of `like` (a source of the
+    /// gathers), (start [rows + 1], order [M]) as CSR, for several gathers
+    /// by one index to share their backwards' (`gather_rows_using`); None:
+    /// each builds its own (also when `like` is not tracked: no backward).
+    fn gather_rows_inverse(
+        like: FloatTensor<Self>,
+        idx: IntTensor<Self>,
+    ) -> Option<(IntTensor<Self>, IntTensor<Self>)> {
+        let _ = (like, idx);
+        None
+    }
+
+    /// `gather_rows` whose backward reads the inverse `start`, `order` of
+    /// `idx` (from `gather_rows_inverse`) instead of building it.
+    fn gather_rows_using(
+        t: FloatTensor<Self>,
+        idx: IntTensor<Self>,
+        start: IntTensor<Self>,
+        order: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = (start, order);
+        Self::gather_rows(t, idx)
+    }
+
+    /// `gather_rows_backward` from the inverse of `idx`.
+    fn gather_rows_backward_using(
+        grad: FloatTensor<Self>,
+        idx: IntTensor<Self>,
+        start: IntTensor<Self>,
+        order: IntTensor<Self>,
+        rows: usize,
+    ) -> FloatTensor<Self> {
+        let _ = (start, order);
+        Self::gather_rows_backward(grad, idx, rows)
+    }
 }
 
 /// Burn's own backward of `select` on dimension 0.
@@ -228,6 +264,36 @@ impl<B: Backend + RowOps, C: CheckpointStrategy> RowOps for Autodiff<B, C> {
         }
     }
 
+    fn gather_rows_inverse(
+        like: FloatTensor<Self>,
+        idx: IntTensor<Self>,
+    ) -> Option<(IntTensor<Self>, IntTensor<Self>)> {
+        // Intermediate tensors are tracked without requiring grad
+        // themselves, so `is_tracked`, not `is_require_grad`.
+        if !like.is_tracked() {
+            return None;
+        }
+        B::gather_rows_inverse(like.into_primitive(), idx)
+    }
+
+    fn gather_rows_using(
+        t: FloatTensor<Self>,
+        idx: IntTensor<Self>,
+        start: IntTensor<Self>,
+        order: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let guard = [t.node()];
+        let t = t.into_primitive();
+        match GatherUsingBackward.prepare::<C>(guard).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let rows = t.shape()[0];
+                let out = B::gather_rows(t, idx.clone());
+                prep.finish((idx, start, order, rows), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gather_rows(t, idx)),
+        }
+    }
+
     fn scatter_rows(t: FloatTensor<Self>, idx: IntTensor<Self>, rows: usize) -> FloatTensor<Self> {
         let guard = [t.node()];
         let t = t.into_primitive();
@@ -237,6 +303,24 @@ impl<B: Backend + RowOps, C: CheckpointStrategy> RowOps for Autodiff<B, C> {
                 prep.finish(idx, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::scatter_rows(t, idx, rows)),
+        }
+    }
+}
+
+/// The backward of `gather_rows_using`: the sum kernel over a shared inverse.
+#[derive(Debug)]
+struct GatherUsingBackward;
+
+impl<B: Backend + RowOps> Backward<B, 1> for GatherUsingBackward {
+    /// The indices, their inverse (start, order) and the source's row count.
+    type State = (IntTensor<B>, IntTensor<B>, IntTensor<B>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (idx, start, order, rows) = ops.state;
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::gather_rows_backward_using(grad, idx, start, order, rows));
         }
     }
 }
@@ -262,6 +346,34 @@ pub fn gather_rows(t: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<2> {
         t.into_dispatch(),
         idx.into_dispatch(),
     ))
+}
+
+/// Rows `idx` of each of `ts` (all of the same row count) through the
+/// parallel kernel. When the first is tracked and the backend can build
+/// the index's inverse once (the Cube backends), their backwards share it:
+/// one inverse and one sum per tensor instead of an inverse each.
+pub fn gather_rows_each(ts: Vec<Tensor<2>>, idx: Tensor<1, Int>) -> Vec<Tensor<2>> {
+    // Only where a backward can follow: on a plain device the inverse
+    // would be built for nothing.
+    let shared = match ts.first() {
+        Some(t) if ts.len() > 1 && t.device().is_autodiff() => {
+            <Dispatch as RowOps>::gather_rows_inverse(t.clone().into_dispatch(), idx.clone().into_dispatch())
+        }
+        _ => None,
+    };
+    let Some((start, order)) = shared else {
+        return ts.into_iter().map(|t| gather_rows(t, idx.clone())).collect();
+    };
+    ts.into_iter()
+        .map(|t| {
+            Tensor::from_dispatch(<Dispatch as RowOps>::gather_rows_using(
+                t.into_dispatch(),
+                idx.clone().into_dispatch(),
+                start.clone(),
+                order.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// The rows of `t` [M, D] summed into `rows` rows by `idx` [M] (each below

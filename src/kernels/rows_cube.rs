@@ -242,7 +242,15 @@ pub(super) fn csr(idx: &CubeTensor, rows: usize) -> (CubeTensor, CubeTensor) {
     (start, order)
 }
 
-fn gather_backward(grad: &CubeTensor, idx: &CubeTensor, rows: usize) -> Option<CubeTensor> {
+/// The gradient of a gather by `idx` from `rows` rows, from the inverse
+/// of the index when `inverse` has it (else built here); None where the
+/// composed body must run.
+fn gather_backward(
+    grad: &CubeTensor,
+    idx: &CubeTensor,
+    rows: usize,
+    inverse: Option<(&CubeTensor, &CubeTensor)>,
+) -> Option<CubeTensor> {
     let (m, d) = matrix(grad)?;
     let idx = index(idx)?;
     if len(&idx) != m || d * rows == 0 || grad.dtype != DType::F32 {
@@ -254,7 +262,10 @@ fn gather_backward(grad: &CubeTensor, idx: &CubeTensor, rows: usize) -> Option<C
         return Some(zeros_client(client, grad.device.clone(), [rows, d].into(), DType::F32));
     }
     let grad = f32_rows(grad)?;
-    let (start, order) = csr(&idx, rows);
+    let (start, order) = match inverse {
+        Some((start, order)) if len(start) == rows + 1 && len(order) == m => (start.clone(), order.clone()),
+        _ => csr(&idx, rows),
+    };
     let out = empty(&grad, [rows, d], DType::F32);
     let buf = |t: &CubeTensor| t.clone().into_buffer_arg();
     let (count, dim) = elementwise(&client, rows * d);
@@ -269,6 +280,23 @@ impl RowOps for Cube {
     }
 
     fn gather_rows_backward(grad: CubeTensor, idx: CubeTensor, rows: usize) -> CubeTensor {
-        gather_backward(&grad, &idx, rows).unwrap_or_else(|| scatter_add::<Cube>(grad, idx, rows))
+        gather_backward(&grad, &idx, rows, None).unwrap_or_else(|| scatter_add::<Cube>(grad, idx, rows))
+    }
+
+    fn gather_rows_inverse(like: CubeTensor, idx: CubeTensor) -> Option<(CubeTensor, CubeTensor)> {
+        let (rows, _) = matrix(&like)?;
+        let idx = index(&idx)?;
+        (len(&idx) > 0 && rows > 0).then(|| csr(&idx, rows))
+    }
+
+    fn gather_rows_backward_using(
+        grad: CubeTensor,
+        idx: CubeTensor,
+        start: CubeTensor,
+        order: CubeTensor,
+        rows: usize,
+    ) -> CubeTensor {
+        gather_backward(&grad, &idx, rows, Some((&start, &order)))
+            .unwrap_or_else(|| scatter_add::<Cube>(grad, idx, rows))
     }
 }

@@ -265,7 +265,7 @@ fn half_precision_takes_the_composed_bodies() {
 
 /// Output rows of a compaction: survivors in order, then children that
 /// share their parent's row (three each), over a source of `rows` rows.
-fn compaction(rows: usize) -> Vec<u32> {
+pub(crate) fn compaction(rows: usize) -> Vec<u32> {
     let mut idx: Vec<u32> = (0..rows as u32).filter(|i| i % 5 != 2).collect();
     idx.extend((0..rows as u32).filter(|i| i % 7 == 0).flat_map(|i| [i, i, i]));
     idx
