@@ -24,18 +24,22 @@
 //!   backends that have them;
 //! - `norm`: LayerNorm as one autodiff node (`NormOps`), its loops in
 //!   `norm_cpu`;
-//! - `walls`: the wall rule as one autodiff node (`WallOps`), for
-//!   backends that have it as a kernel;
+//! - `walls`, `clamp`: the wall rule and the displacement's clamp as one
+//!   autodiff node each (`WallOps`, `ScaleClampOps`), for backends that
+//!   have them as kernels;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the row gather,
-//!   AdamW, the exploration noise, the wall rule, the device step's prefix
-//!   sums and bookkeeping (`fates_cube`) and the segment softmax as CubeCL
-//!   kernels for burn's Cube backend (Vulkan, wgpu), with `cube` for what
-//!   they share. The matrix product keeps burn's own GPU GEMM.
+//!   AdamW, the exploration noise, the wall rule and the clamp, the device
+//!   step's prefix sums and bookkeeping (`fates_cube`) and the segment
+//!   softmax as CubeCL kernels for burn's Cube backend (Vulkan, wgpu), with
+//!   `cube` for what they share. The matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
 #[cfg(gpu)]
 mod adamw_cube;
+pub mod clamp;
+#[cfg(gpu)]
+mod clamp_cube;
 #[cfg(gpu)]
 mod cube;
 pub mod fates;

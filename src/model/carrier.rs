@@ -15,6 +15,7 @@
 
 use super::layers::{Init, WeightInit};
 use crate::config::{FlowConfig, ModelConfig};
+use crate::kernels::clamp::scale_clamp;
 use crate::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
 use burn::module::Module;
 use burn::nn::Linear;
@@ -163,7 +164,7 @@ impl EnergyCarrier {
         };
         let d = k.gelu(k.linear(&self.delta_fc1, x));
         let m = s.max_displacement;
-        let delta = (k.linear(&self.delta_fc2, d) * displacement_scale).clamp(-m, m);
+        let delta = scale_clamp(k.linear(&self.delta_fc2, d), displacement_scale, m, k);
         CarrierStep {
             energy,
             delta,

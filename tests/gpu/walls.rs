@@ -1,7 +1,8 @@
-//! The wall rule as a kernel (`kernels::walls`) on the GPU backend: one
-//! launch forward and one backward, the composed rule's values and
-//! gradients exactly (`flow::rules::wall`, on the same device), with and
-//! without reflection, on the boundaries and far past them.
+//! The wall rule and the displacement's clamp as kernels (`kernels::walls`,
+//! `kernels::clamp`) on the GPU backend: one launch forward and one
+//! backward, the composed ops' values and gradients exactly (on the same
+//! device), with and without reflection, on the boundaries and far past
+//! them.
 
 use crate::common::gpu::{gpu, host, launches};
 use crate::kernels::count;
@@ -9,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 use energyflow::device;
 use energyflow::flow::rules;
 use energyflow::kernels::Kernels;
+use energyflow::kernels::clamp::scale_clamp;
 use energyflow::kernels::walls::wall;
 
 /// Raw positions [N, 3] that cover every branch: inside, exactly on +-1,
@@ -78,6 +80,34 @@ fn the_wall_kernel_is_the_rule_exactly_in_one_launch_each_way() {
                 assert_eq!(composed.0, rule.0);
                 assert_eq!(count(&composed.2, "wall_kernel"), 0, "{:?}", composed.2);
             }
+        }
+    }
+}
+
+#[test]
+fn the_clamp_kernel_is_the_composed_clamp_exactly_in_one_launch_each_way() {
+    for autodiff in [false, true] {
+        let dev = if autodiff { gpu().autodiff() } else { gpu() };
+        // Scale 0.5 and bound 0.75: raw values of +-1.5 land exactly on it.
+        for (s, m, rows) in [(0.5, 0.75, 13), (0.5, 0.75, 700), (2.0, 0.1, 700)] {
+            let ours = run(|x| scale_clamp(x, s, m, Kernels::Fused), rows, &dev);
+            let theirs = run(|x| (x * s).clamp(-m, m), rows, &dev);
+            assert_eq!(ours.0, theirs.0, "values, s {s}, m {m}, {rows} rows");
+            assert!(ours.0.iter().all(|v| v.abs() <= m as f32));
+            assert_eq!(ours.2.len(), 1, "{:?}", ours.2);
+            assert_eq!(count(&ours.2, "scale_clamp_kernel"), 1, "{:?}", ours.2);
+            if let (Some(g), Some(gt)) = (ours.1, theirs.1) {
+                assert!(
+                    g.iter().zip(&gt).all(|(a, b)| a == b),
+                    "gradients, s {s}, m {m}, {rows} rows"
+                );
+                assert!(g.contains(&0.0) && g.iter().any(|v| *v != 0.0));
+                assert_eq!(count(&ours.3, "scale_clamp_backward_kernel"), 1, "{:?}", ours.3);
+                assert_eq!(count(&ours.3, "mask"), 0, "{:?}", ours.3);
+            }
+            let composed = run(|x| scale_clamp(x, s, m, Kernels::Composed), rows, &dev);
+            assert_eq!(composed.0, theirs.0);
+            assert_eq!(count(&composed.2, "scale_clamp"), 0, "{:?}", composed.2);
         }
     }
 }
