@@ -24,9 +24,8 @@
 //!   backends that have them;
 //! - `norm`: LayerNorm as one autodiff node (`NormOps`), its loops in
 //!   `norm_cpu`;
-//! - `walls`, `clamp`: the wall rule and the displacement's clamp as one
-//!   autodiff node each (`WallOps`, `ScaleClampOps`), for backends that
-//!   have them as kernels;
+//! - `walls`: the wall rule and the displacement's clamp as one autodiff
+//!   node each (`BoundOps`), for backends that have them as a kernel;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the row gather,
 //!   AdamW, the exploration noise, the wall rule and the clamp, the device
@@ -37,9 +36,6 @@
 mod adamw;
 #[cfg(gpu)]
 mod adamw_cube;
-pub mod clamp;
-#[cfg(gpu)]
-mod clamp_cube;
 #[cfg(gpu)]
 mod cube;
 pub mod fates;

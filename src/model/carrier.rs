@@ -15,7 +15,7 @@
 
 use super::layers::{Init, WeightInit};
 use crate::config::{FlowConfig, ModelConfig};
-use crate::kernels::clamp::scale_clamp;
+use crate::kernels::walls::scale_clamp;
 use crate::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
 use burn::module::Module;
 use burn::nn::Linear;

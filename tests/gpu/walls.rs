@@ -1,5 +1,5 @@
-//! The wall rule and the displacement's clamp as kernels (`kernels::walls`,
-//! `kernels::clamp`) on the GPU backend: one launch forward and one
+//! The wall rule and the displacement's clamp as kernels (`kernels::walls`)
+//! on the GPU backend: one launch forward and one
 //! backward, the composed ops' values and gradients exactly (on the same
 //! device), with and without reflection, on the boundaries and far past
 //! them.
@@ -10,8 +10,7 @@ use burn::tensor::{Device, Tensor};
 use energyflow::device;
 use energyflow::flow::rules;
 use energyflow::kernels::Kernels;
-use energyflow::kernels::clamp::scale_clamp;
-use energyflow::kernels::walls::wall;
+use energyflow::kernels::walls::{scale_clamp, wall};
 
 /// Raw positions [N, 3] that cover every branch: inside, exactly on +-1,
 /// just past, past by more than 2 (reflected out again, then clamped),
@@ -60,7 +59,7 @@ fn the_wall_kernel_is_the_rule_exactly_in_one_launch_each_way() {
                 let rule = run(|r| rules::wall(r, reflection), rows, &dev);
                 assert_eq!(ours.0, rule.0, "values, reflection {reflection}, {rows} rows");
                 assert_eq!(ours.2.len(), 1, "{:?}", ours.2);
-                assert_eq!(count(&ours.2, "wall_kernel"), 1, "{:?}", ours.2);
+                assert_eq!(count(&ours.2, "bound_kernel"), 1, "{:?}", ours.2);
                 assert!(ours.0.iter().all(|v| (-1.0..=1.0).contains(v)));
                 if let (Some(g), Some(gr)) = (ours.1, rule.1) {
                     // The same values up to the sign of a zero.
@@ -68,7 +67,7 @@ fn the_wall_kernel_is_the_rule_exactly_in_one_launch_each_way() {
                         g.iter().zip(&gr).all(|(a, b)| a == b),
                         "gradients, reflection {reflection}, {rows} rows"
                     );
-                    assert_eq!(count(&ours.3, "wall_backward_kernel"), 1, "{:?}", ours.3);
+                    assert_eq!(count(&ours.3, "bound_backward_kernel"), 1, "{:?}", ours.3);
                     // Beside the loss's own nodes, none of the rule's masks,
                     // slices and concatenation.
                     for part in ["mask", "slice"] {
@@ -78,7 +77,7 @@ fn the_wall_kernel_is_the_rule_exactly_in_one_launch_each_way() {
                 }
                 let composed = run(|r| wall(r, reflection, Kernels::Composed), rows, &dev);
                 assert_eq!(composed.0, rule.0);
-                assert_eq!(count(&composed.2, "wall_kernel"), 0, "{:?}", composed.2);
+                assert_eq!(count(&composed.2, "bound_kernel"), 0, "{:?}", composed.2);
             }
         }
     }
@@ -95,19 +94,19 @@ fn the_clamp_kernel_is_the_composed_clamp_exactly_in_one_launch_each_way() {
             assert_eq!(ours.0, theirs.0, "values, s {s}, m {m}, {rows} rows");
             assert!(ours.0.iter().all(|v| v.abs() <= m as f32));
             assert_eq!(ours.2.len(), 1, "{:?}", ours.2);
-            assert_eq!(count(&ours.2, "scale_clamp_kernel"), 1, "{:?}", ours.2);
+            assert_eq!(count(&ours.2, "bound_kernel"), 1, "{:?}", ours.2);
             if let (Some(g), Some(gt)) = (ours.1, theirs.1) {
                 assert!(
                     g.iter().zip(&gt).all(|(a, b)| a == b),
                     "gradients, s {s}, m {m}, {rows} rows"
                 );
                 assert!(g.contains(&0.0) && g.iter().any(|v| *v != 0.0));
-                assert_eq!(count(&ours.3, "scale_clamp_backward_kernel"), 1, "{:?}", ours.3);
+                assert_eq!(count(&ours.3, "bound_backward_kernel"), 1, "{:?}", ours.3);
                 assert_eq!(count(&ours.3, "mask"), 0, "{:?}", ours.3);
             }
             let composed = run(|x| scale_clamp(x, s, m, Kernels::Composed), rows, &dev);
             assert_eq!(composed.0, theirs.0);
-            assert_eq!(count(&composed.2, "scale_clamp"), 0, "{:?}", composed.2);
+            assert_eq!(count(&composed.2, "bound_kernel"), 0, "{:?}", composed.2);
         }
     }
 }
