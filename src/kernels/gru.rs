@@ -15,8 +15,8 @@
 //! same cell written with ordinary tensor ops (the reference the fused one
 //! is tested against, and what `runtime.kernels = "composed"` runs).
 
-use super::contiguous_f32;
 use super::gru_cpu::{self, GruInputs};
+use super::{contiguous_f32, f32_slice as slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -150,10 +150,6 @@ pub(super) fn composed_backward<B: Backend>(
 
 fn flex(data: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, [rows, cols]))
-}
-
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("made contiguous f32 by contiguous_f32")
 }
 
 /// One Flex GRU step; None when an input is not f32 (the caller then takes

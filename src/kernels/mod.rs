@@ -163,6 +163,11 @@ impl Kernels {
     }
 }
 
+/// The values of a tensor that [`contiguous_f32`] returned.
+fn f32_slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("made contiguous f32 by contiguous_f32")
+}
+
 /// The f32 data of a Flex tensor, made contiguous (copied only when it is
 /// a strided view); None for other dtypes, which the kernels leave to burn.
 fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {

@@ -19,7 +19,7 @@
 //! every LayerNorm of ours is built by [`norm_module`] with
 //! [`LAYER_NORM_EPSILON`] (a test checks the two agree).
 
-use super::{contiguous_f32, norm_cpu};
+use super::{contiguous_f32, f32_slice as slice, norm_cpu};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -111,10 +111,6 @@ pub(super) fn composed_backward<B: Backend>(
     (B::float_mul(inner, rstd), d_gamma, col_sum(grad))
 }
 
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("made contiguous f32 by contiguous_f32")
-}
-
 fn flex(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape.to_vec()))
 }
@@ -168,8 +164,7 @@ impl NormOps for Flex {
             contiguous_f32(&grad),
         ) {
             (Some(xh), Some(r), Some(gm), Some(g)) => {
-                let s = slice;
-                let b = norm_cpu::backward(s(&xh), s(&r), s(&gm), s(&g), d);
+                let b = norm_cpu::backward(slice(&xh), slice(&r), slice(&gm), slice(&g), d);
                 let n = xhat.shape()[0];
                 (flex(b.dx, &[n, d]), flex(b.d_gamma, &[d]), flex(b.d_beta, &[d]))
             }
