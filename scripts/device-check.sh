@@ -6,8 +6,9 @@
 #   #   run(command="bash scripts/device-check.sh device", carry=[".device"])
 #
 # `prepare` builds the stripped `--features vulkan` release binary and
-# the GPU tests (tests/gpu/) for it, the `--features wgpu` binary as a
-# fallback (below), downloads
+# the GPU tests (tests/gpu/) for it, runs those tests on lavapipe when it
+# is installed, builds the `--features wgpu` binary as a fallback
+# (below), downloads
 # the Debian Vulkan loader packages the device README names, and copies the
 # PyTorch peer into .device/ (git-ignored; well under the 64 MiB carried).
 # `device`, on the lent machine, unpacks the loaders, checks the loader and
@@ -43,10 +44,17 @@ prepare() {
   # The tests run the binary by the absolute path cargo gave them here.
   realpath target/release/energyflow >"$D/bin-path"
   strip -o "$D/gpu-tests" "$t"
+  # The same tests here first, on lavapipe, before the binary above is
+  # replaced: the SPIR-V build runs there since cubecl-spirv is patched
+  # (third_party/README.md), and a failure here would waste a device call.
+  if compgen -G "/usr/share/vulkan/icd.d/lvp_icd*.json" >/dev/null; then
+    CUBECL_WGPU_DEFAULT_DEVICE=Cpu XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" "$t" \
+      || { echo "scripts/device-check.sh: the SPIR-V build fails tests/gpu/ on lavapipe" >&2; exit 1; }
+  fi
   # The wgpu build too (WGSL, which wgpu translates to SPIR-V through
-  # naga): our SPIR-V shaders have never met a driver that runs them
-  # (they crash lavapipe), so if the first debug step fails on the device
-  # the figures come from this build instead of from nowhere.
+  # naga): our SPIR-V shaders have run on lavapipe only, so if the first
+  # debug step fails on the device the figures come from this build
+  # instead of from nowhere.
   cargo build --release --features wgpu --bin energyflow
   strip -o "$D/energyflow-wgsl" target/release/energyflow
   xz -T0 -6 -f "$D/energyflow" "$D/gpu-tests" "$D/energyflow-wgsl"

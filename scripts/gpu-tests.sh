@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The GPU code path without a GPU: builds with the `wgpu` feature (burn's
 # wgpu backend with WGSL shaders, which wgpu translates through naga) and
-# runs tests/gpu/ on Mesa's software Vulkan driver, lavapipe. The
-# `vulkan` feature's SPIR-V shaders crash lavapipe's pipeline compiler, so
-# that build cannot be tested here; both builds share every line of our
-# code (device.rs, the CubeCL kernels, the forward, training).
+# runs tests/gpu/ on Mesa's software Vulkan driver, lavapipe. Both GPU
+# builds share every line of our code (device.rs, the CubeCL kernels, the
+# forward, training); they differ in the shader compiler.
+#
+#   scripts/gpu-tests.sh [--spirv] [cargo test arguments]
+#
+# `--spirv` builds the `vulkan` feature instead (cubecl's SPIR-V compiler,
+# the build the device check runs on a GPU; patched, third_party/README.md):
+# another 13 minutes of build, so the test command leaves it to
+# scripts/device-check.sh prepare, which runs these tests on it too.
 #
 # Needs a Vulkan loader and lavapipe (Debian/Ubuntu: libvulkan1 and
 # mesa-vulkan-drivers; .ci/run installs them when missing). About 14 min of
@@ -23,4 +29,9 @@ fi
 # XDG_RUNTIME_DIR is unset; a private one keeps the log readable.
 export CUBECL_WGPU_DEFAULT_DEVICE=Cpu
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-cargo test --release --features wgpu --test gpu "$@"
+feature=wgpu
+if [ "${1:-}" = --spirv ]; then
+  feature=vulkan
+  shift
+fi
+cargo test --release --features "$feature" --test gpu "$@"
