@@ -24,14 +24,17 @@
 //!   backends that have them;
 //! - `norm`: LayerNorm as one autodiff node (`NormOps`), its loops in
 //!   `norm_cpu`;
+//! - `neuron`: the per-flow feature MLP as one autodiff node
+//!   (`NeuronOps`), for backends that have it as a kernel;
 //! - `walls`: the wall rule and the displacement's clamp as one autodiff
 //!   node each (`BoundOps`), for backends that have them as a kernel;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
-//! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the row gather,
-//!   AdamW, the exploration noise, the wall rule and the clamp, the device
-//!   step's prefix sums and bookkeeping (`fates_cube`) and the segment
-//!   softmax as CubeCL kernels for burn's Cube backend (Vulkan, wgpu), with
-//!   `cube` for what they share. The matrix product keeps burn's own GPU GEMM.
+//! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the feature
+//!   MLP, the row gather, AdamW, the exploration noise, the wall rule and
+//!   the clamp, the device step's prefix sums and bookkeeping
+//!   (`fates_cube`) and the segment softmax as CubeCL kernels for burn's
+//!   Cube backend (Vulkan, wgpu), with `cube` for what they share. The
+//!   matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
 #[cfg(gpu)]
@@ -55,6 +58,9 @@ pub mod gru_cpu;
 mod gru_cube;
 pub mod math;
 mod matmul;
+pub mod neuron;
+#[cfg(gpu)]
+mod neuron_cube;
 #[cfg(gpu)]
 mod noise_cube;
 pub mod norm;

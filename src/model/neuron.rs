@@ -8,6 +8,7 @@
 use super::layers::{Init, WeightInit};
 use crate::config::ModelConfig;
 use crate::kernels::Kernels;
+use crate::kernels::neuron::{NeuronLayers, fused_neuron};
 use crate::kernels::norm::norm_module;
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
@@ -47,6 +48,20 @@ impl SimpleNeuron {
     /// pos [N, 3], energy [N, 1] -> features [N, F].
     pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
         let k = self.kernels;
+        if k.fused() {
+            let layers = NeuronLayers {
+                pos: &self.pos,
+                fc1: &self.fc1,
+                ln1: &self.ln1,
+                fc2: &self.fc2,
+                ln2: &self.ln2,
+                fc3: &self.fc3,
+            };
+            // One kernel where the backend has it (the GPU), else the layers.
+            if let Some(y) = fused_neuron(&layers, &pos, &energy) {
+                return y;
+            }
+        }
         let p = k.linear(&self.pos, pos);
         let x = Tensor::cat(vec![p, energy], 1);
         let x = k.gelu(k.layer_norm(&self.ln1, k.linear(&self.fc1, x)));

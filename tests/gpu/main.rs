@@ -1,7 +1,8 @@
 //! The GPU code path (built with `--features vulkan` or `--features wgpu`)
 //! against the CPU backend: a whole forward pass, a few training steps,
 //! the collection against the naive oracle, and the CLI on `--device
-//! vulkan`; the kernels one by one (`kernels.rs`, `norm.rs`, `walls.rs`, `gathers.rs`) and the device-resident
+//! vulkan`; the kernels one by one (`kernels.rs`, `norm.rs`,
+//! `neuron.rs`, `walls.rs`, `gathers.rs`) and the device-resident
 //! step (`step.rs`). One test binary, so that the device check carries one.
 //! Without a GPU feature this crate is empty. scripts/gpu-tests.sh runs it
 //! on Mesa's software Vulkan driver (lavapipe, selected with
@@ -16,6 +17,7 @@
 mod common;
 mod gathers;
 mod kernels;
+mod neuron;
 mod norm;
 mod step;
 mod walls;
