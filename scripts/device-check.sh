@@ -20,6 +20,8 @@
 #   smi.csv           nvidia-smi sampled every 200 ms during our steps
 #                     (utilisation, memory), with a marker line per preset
 #   log.txt           every command's stderr, for when something fails
+#   sweep.jsonl       the debug step at 32, 128 and 512 dispatches per
+#                     queue submit (CUBECL_WGPU_MAX_TASKS), if time is left
 # Every step has its own time limit, most valuable first (the tests, ours,
 # then the peer): the limits add up to about 10 minutes, a working GPU
 # needs a few, and the call's timeout_s (540) bounds the whole; whatever
@@ -137,6 +139,17 @@ device() {
     [ "$p" = optimized ] && { extra=(--micro-batch 2 --runs 1 --warmup 1); limit=120; }
     timeout "$limit" python3 "$D/peer/port_step.py" --preset "$p" --device cuda "${extra[@]}" \
       >>"$OUT/peer.jsonl" 2>>"$log" || echo "## peer $p: exit $?" >>"$log"
+  done
+
+  # Last, with what time is left: cubecl's wgpu runtime submits its queue
+  # every CUBECL_WGPU_MAX_TASKS dispatches (32 unless set), and a debug
+  # training step is about 2 500 small dispatches, so the submit count may
+  # matter on a GPU (on lavapipe the kernels hide it). The debug step at
+  # 32, 128 and 512, one line each, with the setting added.
+  for t in 32 128 512; do
+    CUBECL_WGPU_MAX_TASKS=$t timeout 45 "$ours" bench step --preset debug --device vulkan --runs 3 --warmup 1 --json 2>>"$log" \
+      | python3 -c 'import json, sys; d = json.load(sys.stdin); d["max_tasks"] = int(sys.argv[1]); print(json.dumps(d))' "$t" \
+      >>"$OUT/sweep.jsonl" 2>>"$log" || echo "## sweep $t: exit $?" >>"$log"
   done
 }
 
