@@ -98,8 +98,9 @@ device() {
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
     echo "## VK_DRIVER_FILES=$VK_DRIVER_FILES" >>"$env"
   fi
-  # tests/gpu/ on the real GPU (the Vulkan build; lavapipe runs the wgpu
-  # one); they find the binary through CARGO_BIN_EXE, fixed at build time.
+  # tests/gpu/ on the real GPU (the Vulkan build, as `prepare` ran them on
+  # lavapipe); they find the binary through CARGO_BIN_EXE, fixed at build
+  # time.
   echo "## tests/gpu/" >>"$env"
   timeout 90 "$D/gpu-tests" >>"$env" 2>&1 || echo "## gpu tests: exit $?" >>"$env"
 
@@ -143,7 +144,7 @@ device() {
 
   # Last, with what time is left: cubecl's wgpu runtime submits its queue
   # every CUBECL_WGPU_MAX_TASKS dispatches (32 unless set), and a debug
-  # training step is about 2 500 small dispatches, so the submit count may
+  # training step is about 2 200 small dispatches, so the submit count may
   # matter on a GPU (on lavapipe the kernels hide it). The debug step at
   # 32, 128 and 512, one line each, with the setting added.
   for t in 32 128 512; do

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# The GPU code path without a GPU: builds with the `wgpu` feature (burn's
-# wgpu backend with WGSL shaders, which wgpu translates through naga) and
-# runs tests/gpu/ on Mesa's software Vulkan driver, lavapipe. Both GPU
-# builds share every line of our code (device.rs, the CubeCL kernels, the
+# The GPU code path without a GPU: builds with the `vulkan` feature (burn's
+# Vulkan backend, shaders compiled to SPIR-V by cubecl, patched:
+# third_party/README.md), the build a GPU runs, and runs tests/gpu/ on
+# Mesa's software Vulkan driver, lavapipe.
+#
+#   scripts/gpu-tests.sh [--wgsl] [cargo test arguments]
+#
+# `--wgsl` builds the `wgpu` feature instead (WGSL shaders that wgpu
+# translates through naga: the device check's fallback build). Both builds
+# share every line of our code (device.rs, the CubeCL kernels, the
 # forward, training); they differ in the shader compiler.
-#
-#   scripts/gpu-tests.sh [--spirv] [cargo test arguments]
-#
-# `--spirv` builds the `vulkan` feature instead (cubecl's SPIR-V compiler,
-# the build the device check runs on a GPU; patched, third_party/README.md):
-# another 13 minutes of build, so the test command leaves it to
-# scripts/device-check.sh prepare, which runs these tests on it too.
 #
 # Needs a Vulkan loader and lavapipe (Debian/Ubuntu: libvulkan1 and
 # mesa-vulkan-drivers; .ci/run installs them when missing). About 14 min of
@@ -29,9 +28,9 @@ fi
 # XDG_RUNTIME_DIR is unset; a private one keeps the log readable.
 export CUBECL_WGPU_DEFAULT_DEVICE=Cpu
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-feature=wgpu
-if [ "${1:-}" = --spirv ]; then
-  feature=vulkan
+feature=vulkan
+if [ "${1:-}" = --wgsl ]; then
+  feature=wgpu
   shift
 fi
 cargo test --release --features "$feature" --test gpu "$@"
