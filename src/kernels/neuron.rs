@@ -4,10 +4,10 @@
 //!
 //! y = L3(GELU(LN2(L2(GELU(LN1(L1([Lp(pos), energy]))))))), with Lp [3, 3],
 //! L1 [4, H], L2 [H, H], L3 [H, F] linear layers (x W + b) and LN1, LN2
-//! LayerNorms of width H. Written as modules it is about 14 launches
-//! forward and 27 backward on a GPU, once per propagation step, for rows
-//! of a few dozen values; the kernel is one launch forward, and one
-//! launch, one column sum and the four weight products backward.
+//! LayerNorms of width H. Written as modules it is 14 launches forward and
+//! 20 to 24 backward on a GPU, once per propagation step, for rows of a
+//! few dozen values; the kernel is one launch forward, and backward one
+//! launch, one column sum and its split, and the four weight products.
 //!
 //! Backends without the kernel (Flex, where the modules' own fused ops
 //! are as fast) answer None, and the caller runs the modules, which stay

@@ -2,7 +2,8 @@
 //! of `neuron.rs` as one CubeCL pass forward, one backward, a unit per row.
 //!
 //! Each unit keeps its row's intermediates in one saved tensor laid out by
-//! column ([9 + 4H, N]: value j of row r at j N + r), so that a warp's
+//! column ([9 + 4H, Np]: value j of row r at j Np + r, Np = N rounded up
+//! to the device's buffer-offset alignment, the padding zero), so that a warp's
 //! loads and stores are contiguous, the weights are read by every unit at
 //! once, and the backward's weight products take row blocks of it as
 //! ready-made transposes: rows 0 rstd1, 1 rstd2, 2..5 pos, 5..9 the first
@@ -141,8 +142,8 @@ fn neuron_kernel(
 
 /// One LayerNorm + GELU layer backward: from the gradient rows `up` (d_up
 /// of them) of the next product, whose weight is `w_next` [H, d_up], and
-/// x̂, rstd (rows `xh`, `rstd` of `s`), writes dy, dy x̂ and dz into rows
-/// `dy`, `dyx`, `dz` of `gs`.
+/// x̂, rstd (rows `xh`, `rstd` of `s`), writes dz, dy x̂ and dy into the
+/// 3H rows of `gs` from `dz` on.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn norm_gelu_backward(
@@ -155,13 +156,13 @@ fn norm_gelu_backward(
     d_up: usize,
     xh: usize,
     rstd: usize,
-    dy: usize,
-    dyx: usize,
     dz: usize,
     r: usize,
     n: usize,
     h: usize,
 ) {
+    let dyx = dz + h * n;
+    let dy = dyx + h * n;
     let mut m1 = 0.0f32;
     let mut m2 = 0.0f32;
     for k in 0..h {
@@ -228,40 +229,8 @@ fn neuron_backward_kernel(
     for c in 0..f {
         gs[up + c * n + r] = grad[r * f + c];
     }
-    norm_gelu_backward(
-        gs,
-        s,
-        w3,
-        g2,
-        be2,
-        up,
-        f,
-        xh2,
-        1,
-        dz2 + 2 * h * n,
-        dz2 + h * n,
-        dz2,
-        r,
-        n,
-        h,
-    );
-    norm_gelu_backward(
-        gs,
-        s,
-        w2,
-        g1,
-        be1,
-        dz2,
-        h,
-        xh1,
-        0,
-        dz1 + 2 * h * n,
-        dz1 + h * n,
-        dz1,
-        r,
-        n,
-        h,
-    );
+    norm_gelu_backward(gs, s, w3, g2, be2, up, f, xh2, 1, dz2, r, n, h);
+    norm_gelu_backward(gs, s, w2, g1, be1, dz2, h, xh1, 0, dz1, r, n, h);
     // dL/d[Lp(pos), energy] = dz1 W1^T; then dL/dpos = dL/dLp(pos) Wp^T.
     for c in 0..4usize {
         let mut v = 0.0f32;
