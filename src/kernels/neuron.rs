@@ -29,7 +29,8 @@ use burn::tensor::Tensor;
 /// run the modules.
 #[backend_extension(Flex, Cube: cfg(gpu), Autodiff)]
 pub trait NeuronOps: Backend {
-    /// y [N, F].
+    /// y [N, F], or with `with_energy` [N, F + 1]: the energy appended as
+    /// the last column (the carrier's input, without a concatenation).
     #[allow(clippy::too_many_arguments)]
     fn fused_neuron(
         pos: FloatTensor<Self>,
@@ -47,11 +48,31 @@ pub trait NeuronOps: Backend {
         w3: FloatTensor<Self>,
         b3: FloatTensor<Self>,
         eps: f64,
+        with_energy: bool,
     ) -> Option<FloatTensor<Self>> {
-        Self::fused_neuron_saving(pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3, eps).map(|(y, _)| y)
+        Self::fused_neuron_saving(
+            pos,
+            energy,
+            wp,
+            bp,
+            w1,
+            b1,
+            g1,
+            be1,
+            w2,
+            b2,
+            g2,
+            be2,
+            w3,
+            b3,
+            eps,
+            with_energy,
+        )
+        .map(|(y, _)| y)
     }
 
-    /// y [N, F] and what the backward needs (in the backend's own layout).
+    /// y as `fused_neuron` gives it and what the backward needs (in the
+    /// backend's own layout).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn fused_neuron_saving(
         pos: FloatTensor<Self>,
@@ -69,12 +90,31 @@ pub trait NeuronOps: Backend {
         w3: FloatTensor<Self>,
         b3: FloatTensor<Self>,
         eps: f64,
+        with_energy: bool,
     ) -> Option<(FloatTensor<Self>, FloatTensor<Self>)> {
-        let _ = (pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3, eps);
+        let _ = (
+            pos,
+            energy,
+            wp,
+            bp,
+            w1,
+            b1,
+            g1,
+            be1,
+            w2,
+            b2,
+            g2,
+            be2,
+            w3,
+            b3,
+            eps,
+            with_energy,
+        );
         None
     }
 
-    /// From what the forward saved, the weights and dL/dy: the gradients
+    /// From what the forward saved, the weights and dL/dy ([N, F] or [N,
+    /// F + 1], as the forward gave y): the gradients
     /// of `fused_neuron`'s fourteen inputs, in its order. A backend that
     /// answers `fused_neuron` answers this. (The extension macro finds
     /// tensors by the name `FloatTensor`: the tuple cannot be aliased.)
@@ -156,13 +196,31 @@ impl<B: Backend + NeuronOps, C: CheckpointStrategy> NeuronOps for Autodiff<B, C>
         w3: FloatTensor<Self>,
         b3: FloatTensor<Self>,
         eps: f64,
+        with_energy: bool,
     ) -> Option<FloatTensor<Self>> {
         let all = [pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3];
         let guards = all.each_ref().map(|t| t.node());
         let [pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3] = all.map(|t| t.into_primitive());
         let kept = [&wp, &w1, &g1, &be1, &w2, &g2, &be2, &w3].map(Clone::clone);
         // The kernel writes what the backward needs as its scratch anyway.
-        let (y, saved) = B::fused_neuron_saving(pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3, eps)?;
+        let (y, saved) = B::fused_neuron_saving(
+            pos,
+            energy,
+            wp,
+            bp,
+            w1,
+            b1,
+            g1,
+            be1,
+            w2,
+            b2,
+            g2,
+            be2,
+            w3,
+            b3,
+            eps,
+            with_energy,
+        )?;
         // Compute-bound: what the forward saved is kept, never recomputed.
         Some(match NeuronBackward.prepare::<C>(guards).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((saved, kept), y),
@@ -181,11 +239,17 @@ pub struct NeuronLayers<'a> {
     pub fc3: &'a Linear,
 }
 
-/// The MLP of `layers` on pos [N, 3] and energy [N, 1] as one node, or
-/// None where the backend has no kernel or a layer has no bias (the
-/// caller runs the modules). Every LayerNorm of ours has
-/// [`LAYER_NORM_EPSILON`] (`norm::norm_module`).
-pub fn fused_neuron(layers: &NeuronLayers, pos: &Tensor<2>, energy: &Tensor<2>) -> Option<Tensor<2>> {
+/// The MLP of `layers` on pos [N, 3] and energy [N, 1] as one node, with
+/// `with_energy` the energy appended as a last column; None where the
+/// backend has no kernel or a layer has no bias (the caller runs the
+/// modules). Every LayerNorm of ours has [`LAYER_NORM_EPSILON`]
+/// (`norm::norm_module`).
+pub fn fused_neuron(
+    layers: &NeuronLayers,
+    pos: &Tensor<2>,
+    energy: &Tensor<2>,
+    with_energy: bool,
+) -> Option<Tensor<2>> {
     let d = |t: Tensor<1>| t.into_dispatch();
     let w = |l: &Linear| l.weight.val().into_dispatch();
     let b = |l: &Linear| l.bias.as_ref().map(|b| d(b.val()));
@@ -209,6 +273,7 @@ pub fn fused_neuron(layers: &NeuronLayers, pos: &Tensor<2>, energy: &Tensor<2>) 
         w(l.fc3),
         b3,
         LAYER_NORM_EPSILON,
+        with_energy,
     )?;
     Some(Tensor::from_dispatch(y))
 }

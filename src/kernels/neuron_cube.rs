@@ -100,6 +100,7 @@ fn neuron_kernel(
     n: usize,
     h: usize,
     f: usize,
+    fo: usize,
     eps: f32,
 ) {
     let r = ABSOLUTE_POS;
@@ -136,7 +137,10 @@ fn neuron_kernel(
         for k in 0..h {
             v += s[a2 + k * n + r] * w3[k * f + c];
         }
-        y[r * f + c] = v;
+        y[r * fo + c] = v;
+    }
+    if fo > f {
+        y[r * fo + f] = energy[r];
     }
 }
 
@@ -210,6 +214,7 @@ fn neuron_backward_kernel(
     n: usize,
     h: usize,
     f: usize,
+    fo: usize,
 ) {
     let r = ABSOLUTE_POS;
     if r >= n {
@@ -227,7 +232,7 @@ fn neuron_backward_kernel(
     let dz2 = dz1 + 3 * h * n;
     let up = dz1 + 6 * h * n;
     for c in 0..f {
-        gs[up + c * n + r] = grad[r * f + c];
+        gs[up + c * n + r] = grad[r * fo + c];
     }
     norm_gelu_backward(gs, s, w3, g2, be2, up, f, xh2, 1, dz2, r, n, h);
     norm_gelu_backward(gs, s, w2, g1, be1, dz2, h, xh1, 0, dz1, r, n, h);
@@ -239,6 +244,9 @@ fn neuron_backward_kernel(
         }
         if c < 3 {
             gs[c * n + r] = v;
+        } else if fo > f {
+            // The output's last column is the energy itself.
+            de[r] = v + grad[r * fo + f];
         } else {
             de[r] = v;
         }
@@ -270,20 +278,21 @@ fn sizes(t: &[&CubeTensor; 14]) -> Option<(usize, usize, usize)> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn forward(inputs: [CubeTensor; 14], eps: f64) -> Option<(CubeTensor, CubeTensor)> {
+fn forward(inputs: [CubeTensor; 14], eps: f64, with_energy: bool) -> Option<(CubeTensor, CubeTensor)> {
     let (n, h, f) = sizes(&inputs.each_ref())?;
+    let fo = f + usize::from(with_energy);
     let [pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3] = inputs.map(|t| f32_rows(&t));
     let [pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3] = [
         pos?, energy?, wp?, bp?, w1?, b1?, g1?, be1?, w2?, b2?, g2?, be2?, w3?, b3?,
     ];
     let client = pos.client.clone();
     let np = padded(&client, n);
-    let y = empty(&pos, [n, f], DType::F32);
+    let y = empty(&pos, [n, fo], DType::F32);
     let s = empty(&pos, [HEAD_ROWS + 4 * h, np], DType::F32);
     let (count, dim) = elementwise(&client, np);
     // SAFETY: unit r < N reads row r of pos and energy ([N, 3], [N, 1]),
     // the weights within the shapes `sizes` checked, and writes row r of
-    // y [N, F] and column r of s [9 + 4H, Np]; units N <= r < Np write
+    // y [N, Fo] and column r of s [9 + 4H, Np]; units N <= r < Np write
     // column r of s only; all contiguous.
     unsafe {
         neuron_kernel::launch_unchecked(
@@ -310,6 +319,7 @@ fn forward(inputs: [CubeTensor; 14], eps: f64) -> Option<(CubeTensor, CubeTensor
             np,
             h,
             f,
+            fo,
             eps as f32,
         );
     }
@@ -412,8 +422,10 @@ fn backward(saved: CubeTensor, weights: [CubeTensor; 8], grad: CubeTensor) -> Op
     if gsh.len() != 2 || ssh.len() != 2 {
         return None;
     }
-    let (h, n, f, np) = (len(&g1), gsh[0], gsh[1], ssh[1]);
-    let fits = is_matrix(&saved, HEAD_ROWS + 4 * h, np) && np >= n && is_matrix(&w3, h, f);
+    let (h, n, fo, np) = (len(&g1), gsh[0], gsh[1], ssh[1]);
+    // dL/dy is [N, F], or [N, F + 1] when the energy was appended.
+    let f = w3.shape().get(1).copied().unwrap_or(0);
+    let fits = is_matrix(&saved, HEAD_ROWS + 4 * h, np) && np >= n && is_matrix(&w3, h, f) && (fo == f || fo == f + 1);
     if !fits || n * h * f == 0 || grad.dtype != DType::F32 {
         return None;
     }
@@ -426,7 +438,7 @@ fn backward(saved: CubeTensor, weights: [CubeTensor; 8], grad: CubeTensor) -> Op
     let client = saved.client.clone();
     let (count, dim) = elementwise(&client, np);
     // SAFETY: unit r < N reads column r of the saved [9 + 4H, Np]
-    // (checked) and row r of dL/dy [N, F], the weights within their
+    // (checked) and row r of dL/dy [N, Fo], the weights within their
     // shapes, and writes column r of gs [3 + 6H + F, Np] and row r of dpos
     // and de; units N <= r < Np write column r of gs only.
     unsafe {
@@ -451,6 +463,7 @@ fn backward(saved: CubeTensor, weights: [CubeTensor; 8], grad: CubeTensor) -> Op
             np,
             h,
             f,
+            fo,
         );
     }
     let sums = Cube::float_reshape(Cube::float_sum_dim(gs.clone(), 1), [k].into());
@@ -484,8 +497,13 @@ impl NeuronOps for Cube {
         w3: CubeTensor,
         b3: CubeTensor,
         eps: f64,
+        with_energy: bool,
     ) -> Option<(CubeTensor, CubeTensor)> {
-        forward([pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3], eps)
+        forward(
+            [pos, energy, wp, bp, w1, b1, g1, be1, w2, b2, g2, be2, w3, b3],
+            eps,
+            with_energy,
+        )
     }
 
     fn fused_neuron_backward(

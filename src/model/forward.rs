@@ -280,8 +280,7 @@ impl EnergyFlowModel {
             stats.propagation_steps += 1;
             stats.steps_run += 1;
             // a. The shared network over all active flows.
-            let features = self.neuron.forward(act.pos.clone(), act.energy.clone());
-            let input = Tensor::cat(vec![features, act.energy], 1);
+            let input = self.neuron.carrier_input(act.pos.clone(), act.energy);
             let out = self.carrier.step(input, act.hidden, opts.displacement_scale);
             // b. Move, with exploration noise in training.
             let mut raw = act.pos.clone() + out.delta;

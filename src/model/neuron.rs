@@ -47,6 +47,16 @@ impl SimpleNeuron {
 
     /// pos [N, 3], energy [N, 1] -> features [N, F].
     pub fn forward(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
+        self.run(pos, energy, false)
+    }
+
+    /// [features, energy] [N, F + 1], the carrier's input: on the GPU the
+    /// kernel writes the energy column itself, saving the concatenation.
+    pub fn carrier_input(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
+        self.run(pos, energy, true)
+    }
+
+    fn run(&self, pos: Tensor<2>, energy: Tensor<2>, with_energy: bool) -> Tensor<2> {
         let k = self.kernels;
         if k.fused() {
             let layers = NeuronLayers {
@@ -58,15 +68,20 @@ impl SimpleNeuron {
                 fc3: &self.fc3,
             };
             // One kernel where the backend has it (the GPU), else the layers.
-            if let Some(y) = fused_neuron(&layers, &pos, &energy) {
+            if let Some(y) = fused_neuron(&layers, &pos, &energy, with_energy) {
                 return y;
             }
         }
         let p = k.linear(&self.pos, pos);
-        let x = Tensor::cat(vec![p, energy], 1);
+        let x = Tensor::cat(vec![p, energy.clone()], 1);
         let x = k.gelu(k.layer_norm(&self.ln1, k.linear(&self.fc1, x)));
         let x = k.gelu(k.layer_norm(&self.ln2, k.linear(&self.fc2, x)));
-        k.linear(&self.fc3, x)
+        let features = k.linear(&self.fc3, x);
+        if with_energy {
+            Tensor::cat(vec![features, energy], 1)
+        } else {
+            features
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! same device (our fused ops, as the module does without the kernel) and
 //! to the module on the CPU (forward 1e-5, gradients 1e-4 of their size),
 //! on odd widths and a single row; dL/dpos and dL/denergy against finite
-//! differences. (burn's composed GELU backward is the derivative of the
+//! differences; the same with the energy appended as a last column (the
+//! carrier's input). (burn's composed GELU backward is the derivative of the
 //! tanh approximation, 1e-3 off: tests/gpu/kernels.rs.)
 
 use crate::common::gpu::{gpu, host, launches, max_diff, values};
@@ -70,7 +71,8 @@ fn layers(n: &SimpleNeuron, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
     k.linear(&n.fc3, x)
 }
 
-fn run(path: Path, rows: usize, h: usize, f: usize, dev: &Device) -> Run {
+/// One run; `with_energy`: the carrier's input [features, energy].
+fn run(path: Path, with_energy: bool, rows: usize, h: usize, f: usize, dev: &Device) -> Run {
     let n = neuron(h, f, Kernels::Fused, dev);
     let tracked = dev.is_autodiff();
     let (pos, energy) = (matrix(rows, 3, 0.3, 0.4, dev), matrix(rows, 1, 1.7, 0.3, dev));
@@ -79,10 +81,12 @@ fn run(path: Path, rows: usize, h: usize, f: usize, dev: &Device) -> Run {
     } else {
         (pos, energy)
     };
-    let w = matrix(rows, f, 5.1, 1.0, dev);
-    let (y, forward) = launches(|| match path {
-        Path::Module => n.forward(pos.clone(), energy.clone()),
-        Path::Layers => layers(&n, pos.clone(), energy.clone()),
+    let w = matrix(rows, f + usize::from(with_energy), 5.1, 1.0, dev);
+    let (y, forward) = launches(|| match (path, with_energy) {
+        (Path::Module, false) => n.forward(pos.clone(), energy.clone()),
+        (Path::Module, true) => n.carrier_input(pos.clone(), energy.clone()),
+        (Path::Layers, false) => layers(&n, pos.clone(), energy.clone()),
+        (Path::Layers, true) => Tensor::cat(vec![layers(&n, pos.clone(), energy.clone()), energy.clone()], 1),
     });
     let out = host(y.clone());
     let (mut grads, mut backward) = (Vec::new(), Vec::new());
@@ -122,13 +126,14 @@ fn the_neuron_is_one_kernel_equal_to_its_layers_and_the_cpu() {
         } else {
             (gpu(), Device::flex())
         };
-        for (rows, h, f) in [(1, 32, 64), (7, 5, 9), (333, 32, 64), (3, 1, 2)] {
-            let case = format!("{rows} rows, H {h}, F {f}, autodiff {autodiff}");
-            let ours = run(Path::Module, rows, h, f, &gpu);
+        let cases = [(1, 32, 64), (7, 5, 9), (333, 32, 64), (3, 1, 2)];
+        for ((rows, h, f), e) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+            let case = format!("{rows} rows, H {h}, F {f}, energy appended {e}, autodiff {autodiff}");
+            let ours = run(Path::Module, e, rows, h, f, &gpu);
             assert_eq!(ours.forward.len(), 1, "{case}: {:?}", ours.forward);
             assert_eq!(count(&ours.forward, "neuron_kernel"), 1, "{case}: {:?}", ours.forward);
-            let layers = run(Path::Layers, rows, h, f, &gpu);
-            let cpus = run(Path::Module, rows, h, f, &cpu);
+            let layers = run(Path::Layers, e, rows, h, f, &gpu);
+            let cpus = run(Path::Module, e, rows, h, f, &cpu);
             assert!(max_diff(&ours.y, &layers.y) <= 1e-5, "{case}: against the layers");
             assert!(max_diff(&ours.y, &cpus.y) <= 1e-5, "{case}: against the CPU");
             assert_eq!(ours.grads.len(), if autodiff { 14 } else { 0 });
@@ -176,7 +181,7 @@ fn the_neuron_is_one_kernel_equal_to_its_layers_and_the_cpu() {
 fn the_neurons_input_gradients_match_finite_differences() {
     let gpu = gpu();
     let (rows, h, f) = (3, 4, 5);
-    let ad = run(Path::Module, rows, h, f, &gpu.clone().autodiff());
+    let ad = run(Path::Module, false, rows, h, f, &gpu.clone().autodiff());
     let n = neuron(h, f, Kernels::Fused, &gpu);
     let w = host(matrix(rows, f, 5.1, 1.0, &gpu));
     let base = [
