@@ -56,6 +56,18 @@ impl SimpleNeuron {
         self.run(pos, energy, true)
     }
 
+    /// features [N, F] from the layers one by one on this module's
+    /// kernels: what runs where the backend has no neuron kernel, and the
+    /// reference that kernel is tested against (tests/gpu/neuron.rs).
+    pub fn layers(&self, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
+        let k = self.kernels;
+        let p = k.linear(&self.pos, pos);
+        let x = Tensor::cat(vec![p, energy], 1);
+        let x = k.gelu(k.layer_norm(&self.ln1, k.linear(&self.fc1, x)));
+        let x = k.gelu(k.layer_norm(&self.ln2, k.linear(&self.fc2, x)));
+        k.linear(&self.fc3, x)
+    }
+
     fn run(&self, pos: Tensor<2>, energy: Tensor<2>, with_energy: bool) -> Tensor<2> {
         let k = self.kernels;
         if k.fused() {
@@ -72,11 +84,7 @@ impl SimpleNeuron {
                 return y;
             }
         }
-        let p = k.linear(&self.pos, pos);
-        let x = Tensor::cat(vec![p, energy.clone()], 1);
-        let x = k.gelu(k.layer_norm(&self.ln1, k.linear(&self.fc1, x)));
-        let x = k.gelu(k.layer_norm(&self.ln2, k.linear(&self.fc2, x)));
-        let features = k.linear(&self.fc3, x);
+        let features = self.layers(pos, energy.clone());
         if with_energy {
             Tensor::cat(vec![features, energy], 1)
         } else {

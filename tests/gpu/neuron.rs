@@ -55,20 +55,12 @@ struct Run {
 }
 
 /// How the MLP runs: the module's forward (the kernel where the backend
-/// has one), or its layers one by one on the fused ops (the module's
-/// fallback, written out here so it runs on the GPU too).
+/// has one), or its layers one by one on the fused ops
+/// (`SimpleNeuron::layers`, the module's fallback, on the GPU too).
 #[derive(Clone, Copy)]
 enum Path {
     Module,
     Layers,
-}
-
-fn layers(n: &SimpleNeuron, pos: Tensor<2>, energy: Tensor<2>) -> Tensor<2> {
-    let k = Kernels::Fused;
-    let x = Tensor::cat(vec![k.linear(&n.pos, pos), energy], 1);
-    let x = k.gelu(k.layer_norm(&n.ln1, k.linear(&n.fc1, x)));
-    let x = k.gelu(k.layer_norm(&n.ln2, k.linear(&n.fc2, x)));
-    k.linear(&n.fc3, x)
 }
 
 /// One run; `with_energy`: the carrier's input [features, energy].
@@ -85,8 +77,8 @@ fn run(path: Path, with_energy: bool, rows: usize, h: usize, f: usize, dev: &Dev
     let (y, forward) = launches(|| match (path, with_energy) {
         (Path::Module, false) => n.forward(pos.clone(), energy.clone()),
         (Path::Module, true) => n.carrier_input(pos.clone(), energy.clone()),
-        (Path::Layers, false) => layers(&n, pos.clone(), energy.clone()),
-        (Path::Layers, true) => Tensor::cat(vec![layers(&n, pos.clone(), energy.clone()), energy.clone()], 1),
+        (Path::Layers, false) => n.layers(pos.clone(), energy.clone()),
+        (Path::Layers, true) => Tensor::cat(vec![n.layers(pos.clone(), energy.clone()), energy.clone()], 1),
     });
     let out = host(y.clone());
     let (mut grads, mut backward) = (Vec::new(), Vec::new());
