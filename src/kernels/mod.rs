@@ -26,15 +26,17 @@
 //!   `norm_cpu`;
 //! - `neuron`: the per-flow feature MLP as one autodiff node
 //!   (`NeuronOps`), for backends that have it as a kernel;
+//! - `head`: the carrier's heads after their first product as one
+//!   autodiff node each (`HeadOps`), for backends that have it as a kernel;
 //! - `walls`: the wall rule and the displacement's clamp as one autodiff
 //!   node each (`BoundOps`), for backends that have them as a kernel;
 //! - `math`: branch-free f32 `exp`, `sigmoid`, `tanh`, GELU that vectorise;
 //! - `*_cube` (GPU builds): the GRU cell, GELU, LayerNorm, the feature
-//!   MLP, the row gather, AdamW, the exploration noise, the wall rule and
-//!   the clamp, the device step's prefix sums and bookkeeping
-//!   (`fates_cube`) and the segment softmax as CubeCL kernels for burn's
-//!   Cube backend (Vulkan, wgpu), with `cube` for what they share. The
-//!   matrix product keeps burn's own GPU GEMM.
+//!   MLP, the carrier's heads, the row gather, AdamW, the exploration
+//!   noise, the wall rule and the clamp, the device step's prefix sums
+//!   and bookkeeping (`fates_cube`) and the segment softmax as CubeCL
+//!   kernels for burn's Cube backend (Vulkan, wgpu), with `cube` for what
+//!   they share. The matrix product keeps burn's own GPU GEMM.
 
 mod adamw;
 #[cfg(gpu)]
@@ -56,6 +58,9 @@ mod gru;
 pub mod gru_cpu;
 #[cfg(gpu)]
 mod gru_cube;
+pub mod head;
+#[cfg(gpu)]
+mod head_cube;
 pub mod math;
 mod matmul;
 pub mod neuron;

@@ -11,11 +11,12 @@
 //! weights, zero biases.
 //! Heads: `energy' = tanh(Linear(Hd/2,1)(GELU(Linear(Hd,Hd/2)(h))))` and
 //! `delta = clamp(scale * Linear(64,3)(GELU(Linear(Hd,64)(h))), -m, m)`,
-//! Xavier-normal weights, zero biases.
+//! Xavier-normal weights, zero biases; each is one product and one
+//! kernel (`kernels::head`) where the backend has it.
 
 use super::layers::{Init, WeightInit};
 use crate::config::{FlowConfig, ModelConfig};
-use crate::kernels::walls::scale_clamp;
+use crate::kernels::head::{Finish, head};
 use crate::kernels::{Kernels, gru_cell, gru_cell_composed, matmul};
 use burn::module::Module;
 use burn::nn::Linear;
@@ -156,15 +157,16 @@ impl EnergyCarrier {
             x = h_new.clone();
             new_hidden.push(h_new);
         }
-        let e = k.gelu(k.linear(&self.energy_fc1, x.clone()));
-        let energy = k.linear(&self.energy_fc2, e).tanh();
+        let energy = head(&self.energy_fc1, &self.energy_fc2, x.clone(), Finish::Tanh, k);
         let energy = match old_energy {
             Some(old) => old + energy,
             None => energy,
         };
-        let d = k.gelu(k.linear(&self.delta_fc1, x));
-        let m = s.max_displacement;
-        let delta = scale_clamp(k.linear(&self.delta_fc2, d), displacement_scale, m, k);
+        let clamp = Finish::Clamp {
+            scale: displacement_scale,
+            limit: s.max_displacement,
+        };
+        let delta = head(&self.delta_fc1, &self.delta_fc2, x, clamp, k);
         CarrierStep {
             energy,
             delta,

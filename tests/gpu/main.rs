@@ -2,7 +2,7 @@
 //! against the CPU backend: a whole forward pass, a few training steps,
 //! the collection against the naive oracle, and the CLI on `--device
 //! vulkan`; the kernels one by one (`kernels.rs`, `norm.rs`,
-//! `neuron.rs`, `walls.rs`, `gathers.rs`) and the device-resident
+//! `neuron.rs`, `head.rs`, `walls.rs`, `gathers.rs`) and the device-resident
 //! step (`step.rs`). One test binary, so that the device check carries one.
 //! Without a GPU feature this crate is empty. scripts/gpu-tests.sh runs it
 //! on Mesa's software Vulkan driver (lavapipe, selected with
@@ -16,6 +16,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod gathers;
+mod head;
 mod kernels;
 mod neuron;
 mod norm;

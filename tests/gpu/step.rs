@@ -152,6 +152,8 @@ fn a_training_step_on_the_gpu_reads_at_most_steps_plus_4_and_runs_our_kernels() 
             "gru_forward_saving_kernel",
             "gru_backward_kernel",
             "gelu_saving_kernel",
+            "head_kernel",
+            "head_backward_kernel",
             "adamw_kernel",
             "noise_kernel",
             "group_kernel",
