@@ -151,9 +151,9 @@ pub fn head(fc1: &Linear, fc2: &Linear, x: Tensor<2>, finish: Finish, kernels: K
     }
 }
 
-/// The head after its first layer, `finish(fc2(GELU(h1)))` for h1 = x W1
-/// + b1 [N, K], op by op on `kernels` (GELU, `Kernels::linear`, tanh or
-/// [`scale_clamp`]): the definition the kernel is held to.
+/// The head after its first layer, `finish(fc2(GELU(h1)))` for h1 =
+/// `x W1 + b1` [N, K], op by op on `kernels` (GELU, `Kernels::linear`,
+/// tanh or [`scale_clamp`]): the definition the kernel is held to.
 pub fn head_layers(fc2: &Linear, h1: Tensor<2>, finish: Finish, kernels: Kernels) -> Tensor<2> {
     let v = kernels.linear(fc2, kernels.gelu(h1));
     match finish {

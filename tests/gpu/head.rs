@@ -7,7 +7,7 @@
 //! values); dL/dx against finite differences.
 
 use crate::common::gpu::{gpu, host, launches, max_diff, values};
-use crate::kernels::{check_finite_differences, count, matrix, weighted_sum};
+use crate::kernels::{assert_grads_close, check_finite_differences, count, matrix, weighted_sum};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
@@ -108,21 +108,7 @@ fn a_head_is_a_product_and_one_kernel_equal_to_its_ops_and_the_cpu() {
                 assert!(cut > 0 && cut < ours.y.len(), "{case}: the clamp cut {cut} values");
             }
             assert_eq!(ours.grads.len(), if autodiff { 5 } else { 0 });
-            for (i, what) in NAMES.iter().enumerate().take(ours.grads.len()) {
-                let scale = by_ops.grads[i].iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let (dl, dc) = (
-                    max_diff(&ours.grads[i], &by_ops.grads[i]),
-                    max_diff(&ours.grads[i], &cpus.grads[i]),
-                );
-                assert!(
-                    dl <= 1e-4 * scale,
-                    "{case}: d{what} against the ops: {dl} (scale {scale})"
-                );
-                assert!(
-                    dc <= 1e-4 * scale,
-                    "{case}: d{what} against the CPU: {dc} (scale {scale})"
-                );
-            }
+            assert_grads_close(&case, &NAMES, &ours.grads, &by_ops.grads, &cpus.grads);
             // The ops are the product, the bias, GELU, the product, the
             // bias and the finish; ours the product and the kernel.
             assert_eq!(

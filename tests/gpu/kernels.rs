@@ -156,6 +156,27 @@ pub(crate) fn check_finite_differences(base: &[Vec<f32>], grad: &[Vec<f32>], los
     }
 }
 
+/// Each gradient of `ours` within 1e-4 of its size (the largest |value|
+/// of `same_device`'s, at least 1) of the same gradient run op by op on
+/// the same device and of the CPU's: sums over rows run in another order.
+pub(crate) fn assert_grads_close(
+    case: &str,
+    names: &[&str],
+    ours: &[Vec<f32>],
+    same_device: &[Vec<f32>],
+    cpu: &[Vec<f32>],
+) {
+    for (k, what) in names.iter().enumerate().take(ours.len()) {
+        let scale = same_device[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let (dl, dc) = (max_diff(&ours[k], &same_device[k]), max_diff(&ours[k], &cpu[k]));
+        assert!(dl <= 1e-4 * scale, "{case}: d{what} op by op: {dl} (scale {scale})");
+        assert!(
+            dc <= 1e-4 * scale,
+            "{case}: d{what} against the CPU: {dc} (scale {scale})"
+        );
+    }
+}
+
 pub(crate) fn weighted_sum(out: Vec<f32>, w: &[f32]) -> f64 {
     out.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum()
 }

@@ -9,7 +9,7 @@
 //! tanh approximation, 1e-3 off: tests/gpu/kernels.rs.)
 
 use crate::common::gpu::{gpu, host, launches, max_diff, values};
-use crate::kernels::{check_finite_differences, count, matrix, weighted_sum};
+use crate::kernels::{assert_grads_close, check_finite_differences, count, matrix, weighted_sum};
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use energyflow::config::{EnergyConfig, Preset};
@@ -129,23 +129,8 @@ fn the_neuron_is_one_kernel_equal_to_its_layers_and_the_cpu() {
             assert!(max_diff(&ours.y, &layers.y) <= 1e-5, "{case}: against the layers");
             assert!(max_diff(&ours.y, &cpus.y) <= 1e-5, "{case}: against the CPU");
             assert_eq!(ours.grads.len(), if autodiff { 14 } else { 0 });
-            for (k, what) in NAMES.iter().enumerate().take(ours.grads.len()) {
-                // Sums over the rows in another order: held to 1e-4 of
-                // their size.
-                let scale = layers.grads[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let (dl, dc) = (
-                    max_diff(&ours.grads[k], &layers.grads[k]),
-                    max_diff(&ours.grads[k], &cpus.grads[k]),
-                );
-                assert!(
-                    dl <= 1e-4 * scale,
-                    "{case}: d{what} against the layers: {dl} (scale {scale})"
-                );
-                assert!(
-                    dc <= 1e-4 * scale,
-                    "{case}: d{what} against the CPU: {dc} (scale {scale})"
-                );
-            }
+            // Sums over the rows in another order: held to 1e-4 of their size.
+            assert_grads_close(&case, &NAMES, &ours.grads, &layers.grads, &cpus.grads);
             // The layers are some 14 launches forward and 20 backward; ours
             // one, and backward one, the column sum, its split and the four
             // products, whose operands are views (no slice copies).
